@@ -1,0 +1,90 @@
+import path from 'node:path';
+import Docker from 'dockerode';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { ConfigError, loadConfig } from '../lib/config';
+import { createLogger } from '../lib/log';
+import { openDb } from '../store/db';
+import { createWorkers } from '../worker/worker';
+import { createApp, startWebServer } from '../api/app';
+import { findTemporalCli } from '../infra/temporal-cli';
+import { startDevServer, type DevServer } from '../infra/temporal-dev-server';
+import { ensureSearchAttributes } from '../infra/search-attributes';
+import { ensureRunnerImage } from '../infra/runner-image';
+import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
+
+/**
+ * The whole system in one process on embedded defaults: a Temporal dev
+ * server with its SQLite file in DATA_DIR, PGlite in DATA_DIR, the worker and
+ * the gateway. Each embedded part is skipped when its address is configured.
+ */
+async function main() {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, 'ai-sessions');
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+
+  const docker = new Docker();
+  await docker.ping().catch((err: Error) => {
+    throw new Error(`cannot reach the Docker engine (${err.message}); run scripts/setup-host.sh or set DOCKER_HOST`);
+  });
+  const image = await ensureRunnerImage(docker, config.runnerImage, config.version, log);
+  if (image.built) log.info({ image: config.runnerImage }, 'runner image built');
+
+  let devServer: DevServer | undefined;
+  let address = config.temporal.address;
+  let uiUrl: string | undefined;
+  if (!address) {
+    devServer = await startDevServer({
+      cliPath: await findTemporalCli(config.temporal.cliPath, log),
+      dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+      port: config.temporal.port,
+      uiPort: config.temporal.uiPort,
+      namespace: config.temporal.namespace,
+      searchAttributes: SEARCH_ATTRIBUTE_KEYS,
+      log,
+    });
+    address = devServer.address;
+    uiUrl = devServer.uiUrl;
+  }
+  const connection = await Connection.connect({ address });
+  const added = await ensureSearchAttributes(connection, config.temporal.namespace).catch((err: Error) => {
+    log.warn({ err: err.message }, 'could not register search attributes; filtering in the UI will be limited');
+    return [];
+  });
+  if (added.length) log.info({ added }, 'search attributes registered');
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+
+  const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  const workerConnection = await NativeConnection.connect({ address });
+  const workers = await createWorkers({ config, connection: workerConnection, db, log, docker });
+  const running = workers.run();
+  const web = await startWebServer(createApp({ db, client, docker, log, version: config.version }), config.port);
+
+  console.log(`ai-sessions ${config.version} is up`);
+  console.log(`  gateway      ${web.url}   (health: ${web.url}/healthz)`);
+  console.log(`  temporal     ${address}${uiUrl ? `   (Web UI: ${uiUrl})` : ''}`);
+  console.log(`  store        ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${path.join(config.dataDir, 'pglite')}`}`);
+  console.log(`  worker host  ${workers.hostId}, runner image ${config.runnerImage}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping; sandboxes stay up and sessions carry on at the next start');
+    await web.stop();
+    await workers.shutdown();
+    await running.catch(() => undefined);
+    await workerConnection.close();
+    await connection.close();
+    await db.close();
+    await devServer?.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  console.error(err instanceof ConfigError ? err.message : `ai-sessions failed to start: ${err?.stack ?? err}`);
+  process.exit(1);
+});

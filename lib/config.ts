@@ -1,0 +1,110 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { version } from '../package.json';
+
+/**
+ * The one place the environment is read. Every period is configuration so
+ * tests can shorten it to seconds; defaults follow the reference contract.
+ */
+const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: optionalString,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('ai-sessions'),
+  TEMPORAL_CLI_PATH: optionalString,
+  TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+  TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+  DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: 'must be a postgres:// or postgresql:// URL',
+  }),
+  DATA_DIR: z.string().min(1).default('.data'),
+  DOCKER_HOST: optionalString,
+  RUNNER_IMAGE: z.string().min(1).default(`ai-sessions-runner:${version}`),
+  WORKER_HOST_ID: optionalString,
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  ANTHROPIC_BASE_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), {
+    message: 'must be an http:// or https:// URL',
+  }),
+  DEFAULT_MODEL: z.string().min(1).default('claude-sonnet-4-6'),
+  MODEL_MAX_TOKENS: z.coerce.number().int().min(1).max(128000).default(8192),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BILLING_PERIOD_SECONDS: seconds(60),
+  APPROVAL_TIMEOUT_SECONDS: seconds(300),
+  STARTUP_TIMEOUT_SECONDS: seconds(120),
+  MAX_TTL_SECONDS: seconds(86400),
+  SANDBOX_CHECK_SECONDS: seconds(30),
+  MODEL_CALL_TIMEOUT_SECONDS: seconds(600),
+  ACTIVITY_HEARTBEAT_SECONDS: seconds(30),
+  TOOL_TIMEOUT_SECONDS: seconds(120),
+  TOOL_MAX_TIMEOUT_SECONDS: seconds(600),
+  TOOL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().min(1024).default(30000),
+  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
+  SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).default(1024),
+  SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(16).default(256),
+});
+
+export type Config = ReturnType<typeof toConfig>;
+
+function toConfig(env: z.infer<typeof EnvSchema>) {
+  const dataDir = path.resolve(env.DATA_DIR);
+  return {
+    version,
+    temporal: {
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      taskQueue: env.TEMPORAL_TASK_QUEUE,
+      cliPath: env.TEMPORAL_CLI_PATH,
+      port: env.TEMPORAL_PORT,
+      uiPort: env.TEMPORAL_UI_PORT,
+    },
+    databaseUrl: env.DATABASE_URL,
+    dataDir,
+    docker: { host: env.DOCKER_HOST, hostId: env.WORKER_HOST_ID },
+    runnerImage: env.RUNNER_IMAGE,
+    port: env.PORT,
+    model: {
+      baseURL: env.ANTHROPIC_BASE_URL,
+      defaultModel: env.DEFAULT_MODEL,
+      maxTokens: env.MODEL_MAX_TOKENS,
+    },
+    logLevel: env.LOG_LEVEL,
+    periods: {
+      billingSeconds: env.BILLING_PERIOD_SECONDS,
+      approvalTimeoutSeconds: env.APPROVAL_TIMEOUT_SECONDS,
+      startupTimeoutSeconds: env.STARTUP_TIMEOUT_SECONDS,
+      maxTtlSeconds: env.MAX_TTL_SECONDS,
+      sandboxCheckSeconds: env.SANDBOX_CHECK_SECONDS,
+      modelCallTimeoutSeconds: env.MODEL_CALL_TIMEOUT_SECONDS,
+      heartbeatSeconds: env.ACTIVITY_HEARTBEAT_SECONDS,
+    },
+    tools: {
+      defaultTimeoutSeconds: env.TOOL_TIMEOUT_SECONDS,
+      maxTimeoutSeconds: env.TOOL_MAX_TIMEOUT_SECONDS,
+      outputLimitBytes: env.TOOL_OUTPUT_LIMIT_BYTES,
+    },
+    sandbox: {
+      cpus: env.SANDBOX_CPUS,
+      memoryMb: env.SANDBOX_MEMORY_MB,
+      pidsLimit: env.SANDBOX_PIDS_LIMIT,
+    },
+  };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return toConfig(parsed.data);
+}

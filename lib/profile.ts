@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { PERMISSION_MODES, validatePatterns, type PermissionMode, type PermissionRules } from './permissions';
+
+/** Names the sandbox environment may not override: they would change how tools run. */
+const RESERVED_ENV = /^(PATH|HOME|USER|LD_[A-Z_]*|PYTHON(PATH|HOME))$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const toolList = z.array(z.string()).max(200).superRefine((patterns, ctx) => {
+  for (const message of validatePatterns(patterns)) ctx.addIssue({ code: 'custom', message });
+});
+
+const mcpServer = z.union([
+  z.object({
+    type: z.literal('http'),
+    url: z.string().url(),
+    headers: z.record(z.string(), z.string()).optional(),
+  }).strict(),
+  z.object({
+    type: z.literal('stdio'),
+    command: z.string().min(1),
+    args: z.array(z.string()).optional(),
+    env: z.record(z.string(), z.string()).optional(),
+  }).strict(),
+]);
+
+/**
+ * A session's settings: a user profile, an ai_agent record or an inline D&R
+ * profile all reduce to this. Absent fields keep their meaning (a D&R session
+ * with neither tool list nor permission_mode allows every tool).
+ */
+export const SessionProfileSchema = z.object({
+  allowed_tools: toolList.optional(),
+  denied_tools: toolList.optional(),
+  permission_mode: z.enum(PERMISSION_MODES as unknown as [PermissionMode, ...PermissionMode[]]).optional(),
+  model: z.string().min(1).max(200).optional(),
+  max_turns: z.number().int().min(1).max(100000).optional(),
+  max_budget_usd: z.number().positive().max(1_000_000).optional(),
+  one_shot: z.boolean().optional(),
+  ttl_seconds: z.number().int().min(1).optional(),
+  environment: z.record(z.string().regex(ENV_NAME, 'environment names are letters, digits and _')
+    .refine((k) => !RESERVED_ENV.test(k), 'this environment name is reserved by the sandbox'), z.string().max(32768))
+    .optional(),
+  mcp_servers: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), mcpServer).optional(),
+  network_access: z.boolean().optional(),
+}).strict();
+
+export type SessionProfile = z.infer<typeof SessionProfileSchema>;
+
+export function permissionRules(profile: SessionProfile, trigger: 'user' | 'dr'): PermissionRules {
+  const unset = profile.allowed_tools === undefined && profile.denied_tools === undefined
+    && profile.permission_mode === undefined;
+  return {
+    allowed: profile.allowed_tools ?? [],
+    denied: profile.denied_tools ?? [],
+    mode: profile.permission_mode ?? 'acceptEdits',
+    allowAll: trigger === 'dr' && unset,
+  };
+}
+
+/** Parses a profile; the error names every field at fault. */
+export function parseProfile(input: unknown): SessionProfile {
+  const r = SessionProfileSchema.safeParse(input);
+  if (!r.success) {
+    throw new ProfileError(r.error.issues.map((i) => `${i.path.join('.') || 'profile'}: ${i.message}`).join('; '));
+  }
+  return r.data;
+}
+
+export class ProfileError extends Error {
+  override name = 'ProfileError';
+}

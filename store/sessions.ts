@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import type { Db, Queryable } from './db';
+import type { SessionProfile } from '../lib/profile';
+
+export type SessionStatus = 'starting' | 'running' | 'ended';
+
+export interface SessionRow {
+  id: string;
+  owner_type: 'user' | 'org';
+  owner_id: string;
+  org_id: string | null;
+  trigger: 'user' | 'dr';
+  name: string | null;
+  status: SessionStatus;
+  activity: string;
+  model: string;
+  profile: SessionProfile;
+  credential_id: string | null;
+  workflow_id: string;
+  container_id: string | null;
+  sandbox_host: string | null;
+  created_at: string;
+  started_at: string | null;
+  terminated_at: string | null;
+  end_reason: string | null;
+  exit_code: number | null;
+  error_message: string | null;
+  last_event_seq: number;
+}
+
+export interface NewSession {
+  id: string;
+  ownerType: 'user' | 'org';
+  ownerId: string;
+  orgId?: string;
+  trigger: 'user' | 'dr';
+  name?: string;
+  model: string;
+  profile: SessionProfile;
+  credentialId?: string;
+  workflowId: string;
+}
+
+export async function createSession(db: Queryable, s: NewSession): Promise<void> {
+  await db.query(
+    `INSERT INTO sessions (id, owner_type, owner_id, org_id, trigger, name, model, profile, credential_id, workflow_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [s.id, s.ownerType, s.ownerId, s.orgId ?? null, s.trigger, s.name ?? null, s.model,
+      JSON.stringify(s.profile), s.credentialId ?? null, s.workflowId],
+  );
+}
+
+function toIso(v: unknown): string | null {
+  return v === null || v === undefined ? null : new Date(v as string).toISOString();
+}
+
+export async function getSession(db: Queryable, id: string): Promise<SessionRow | undefined> {
+  const { rows } = await db.query<Record<string, unknown>>('SELECT * FROM sessions WHERE id = $1', [id]);
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    ...(r as unknown as SessionRow),
+    created_at: toIso(r.created_at)!,
+    started_at: toIso(r.started_at),
+    terminated_at: toIso(r.terminated_at),
+    last_event_seq: Number(r.last_event_seq),
+  };
+}
+
+export async function markRunning(
+  db: Queryable,
+  id: string,
+  sandbox: { containerId: string; host: string },
+): Promise<void> {
+  await db.query(
+    `UPDATE sessions SET status = 'running', started_at = COALESCE(started_at, now()),
+       container_id = $2, sandbox_host = $3 WHERE id = $1 AND status <> 'ended'`,
+    [id, sandbox.containerId, sandbox.host],
+  );
+}
+
+export async function setActivity(db: Queryable, id: string, activity: string): Promise<void> {
+  await db.query(`UPDATE sessions SET activity = $2 WHERE id = $1 AND status <> 'ended'`, [id, activity]);
+}
+
+export async function markEnded(
+  db: Queryable,
+  id: string,
+  end: { reason: string; exitCode: number; errorMessage?: string },
+): Promise<void> {
+  await db.query(
+    `UPDATE sessions SET status = 'ended', activity = 'ended', terminated_at = COALESCE(terminated_at, now()),
+       end_reason = COALESCE(end_reason, $2), exit_code = COALESCE(exit_code, $3),
+       error_message = COALESCE(error_message, $4)
+     WHERE id = $1`,
+    [id, end.reason, end.exitCode, end.errorMessage ?? null],
+  );
+}
+
+/** Claim check: large or sensitive text is stored and the workflow carries its id. */
+export async function putText(db: Queryable, sessionId: string, kind: string, body: string): Promise<string> {
+  const id = `txt_${randomUUID()}`;
+  await db.query('INSERT INTO session_texts (id, session_id, kind, body) VALUES ($1, $2, $3, $4)', [
+    id, sessionId, kind, body,
+  ]);
+  return id;
+}
+
+export async function getText(db: Queryable, id: string): Promise<string> {
+  const { rows } = await db.query<{ body: string }>('SELECT body FROM session_texts WHERE id = $1', [id]);
+  if (rows.length === 0) throw new Error(`stored text ${id} not found`);
+  return rows[0].body;
+}
+
+export async function putCredential(
+  db: Queryable,
+  c: { ownerId: string; type: 'api_key' | 'oauth_token'; secret: string },
+): Promise<string> {
+  const id = `cred_${randomUUID()}`;
+  await db.query('INSERT INTO credentials (id, owner_id, type, secret) VALUES ($1, $2, $3, $4)', [
+    id, c.ownerId, c.type, c.secret,
+  ]);
+  return id;
+}
+
+export async function getCredential(
+  db: Queryable,
+  id: string,
+): Promise<{ type: 'api_key' | 'oauth_token'; secret: string } | undefined> {
+  const { rows } = await db.query<{ type: 'api_key' | 'oauth_token'; secret: string }>(
+    'SELECT type, secret FROM credentials WHERE id = $1',
+    [id],
+  );
+  return rows[0];
+}
+
+export async function activeSessionsWithSandbox(db: Db): Promise<Array<{ id: string; container_id: string }>> {
+  const { rows } = await db.query<{ id: string; container_id: string }>(
+    `SELECT id, container_id FROM sessions WHERE status <> 'ended' AND container_id IS NOT NULL`,
+  );
+  return rows;
+}

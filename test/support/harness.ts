@@ -1,0 +1,182 @@
+import { randomUUID } from 'node:crypto';
+import Docker from 'dockerode';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { Client as PgClient } from 'pg';
+import { loadConfig, type Config } from '../../lib/config';
+import { createLogger } from '../../lib/log';
+import { openDb, type Db } from '../../store/db';
+import { putCredential } from '../../store/sessions';
+import { listEvents, type StoredEvent } from '../../store/events';
+import { createWorkers, type SessionWorkers } from '../../worker/worker';
+import { SessionService } from '../../api/session-service';
+import type { SessionProfile } from '../../lib/profile';
+import { FakeAnthropic } from './fake-anthropic';
+
+export const TEST_KEY = 'sk-ant-test-key-0123456789abcdef';
+export const ADMIN_PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+let runtimeInstalled = false;
+function installRuntime() {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+/** A fresh PostgreSQL database on the machine's server; dropped by the returned function. */
+export async function freshPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `ais_test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const admin = new PgClient({ connectionString: ADMIN_PG });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = ADMIN_PG.replace(/\/[^/]*$/, `/${name}`);
+  return {
+    url,
+    async drop() {
+      const c = new PgClient({ connectionString: ADMIN_PG });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface HarnessOptions {
+  store?: 'pglite' | 'postgres';
+  env?: Record<string, string>;
+  /** Start no worker (tests that run workers in other processes). */
+  noWorker?: boolean;
+}
+
+export interface Harness {
+  config: Config;
+  env: Record<string, string>;
+  db: Db;
+  client: Client;
+  service: SessionService;
+  fake: FakeAnthropic;
+  docker: Docker;
+  workers?: SessionWorkers;
+  credentialId: string;
+  databaseUrl?: string;
+  startSession(p?: { prompt?: string; profile?: SessionProfile; trigger?: 'user' | 'dr'; ownerId?: string }): Promise<string>;
+  events(sessionId: string): Promise<StoredEvent[]>;
+  waitForEvent(sessionId: string, match: (e: StoredEvent) => boolean, timeoutMs?: number): Promise<StoredEvent>;
+  waitForEnd(sessionId: string): Promise<{ endReason: string; errorMessage?: string }>;
+  startWorkers(): Promise<SessionWorkers>;
+  close(): Promise<void>;
+}
+
+/** Short periods so time-based behaviour runs in seconds on a real server. */
+export const FAST_PERIODS = {
+  BILLING_PERIOD_SECONDS: '2',
+  APPROVAL_TIMEOUT_SECONDS: '20',
+  STARTUP_TIMEOUT_SECONDS: '60',
+  SANDBOX_CHECK_SECONDS: '1',
+  ACTIVITY_HEARTBEAT_SECONDS: '3',
+  MODEL_CALL_TIMEOUT_SECONDS: '60',
+};
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  installRuntime();
+  const address = process.env.TEST_TEMPORAL_ADDRESS;
+  if (!address) throw new Error('TEST_TEMPORAL_ADDRESS is unset: run the tests through jest (global setup)');
+  const fake = await FakeAnthropic.start();
+  const pg = opts.store === 'postgres' ? await freshPostgres() : undefined;
+  const id = randomUUID().slice(0, 8);
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: `test-${id}`,
+    WORKER_HOST_ID: `host-${id}`,
+    ANTHROPIC_BASE_URL: fake.url,
+    LOG_LEVEL: 'warn',
+    ...FAST_PERIODS,
+    ...(pg ? { DATABASE_URL: pg.url } : {}),
+    ...opts.env,
+  };
+  if (!pg) delete env.DATABASE_URL;
+  const config = loadConfig(env);
+  const log = createLogger(config.logLevel, 'test');
+  const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: 'memory' });
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const service = new SessionService({ db, client, config });
+  const docker = new Docker();
+  const credentialId = await putCredential(db, { ownerId: 'user-1', type: 'api_key', secret: TEST_KEY });
+  const started: SessionWorkers[] = [];
+  const workerConnections: NativeConnection[] = [];
+  const sessionIds: string[] = [];
+
+  const h: Harness = {
+    config,
+    env,
+    db,
+    client,
+    service,
+    fake,
+    docker,
+    credentialId,
+    databaseUrl: pg?.url,
+    async startWorkers() {
+      const nc = await NativeConnection.connect({ address });
+      workerConnections.push(nc);
+      const workers = await createWorkers({
+        config,
+        connection: nc,
+        db,
+        log,
+        docker,
+        workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
+      });
+      void workers.run();
+      started.push(workers);
+      return workers;
+    },
+    async startSession(p = {}) {
+      const { sessionId } = await service.start({
+        ownerType: p.trigger === 'dr' ? 'org' : 'user',
+        ownerId: p.ownerId ?? 'user-1',
+        trigger: p.trigger ?? 'user',
+        profile: p.profile ?? { permission_mode: 'bypassPermissions' },
+        credentialId,
+        initialPrompt: p.prompt,
+      });
+      sessionIds.push(sessionId);
+      return sessionId;
+    },
+    events: (sessionId) => listEvents(db, sessionId),
+    async waitForEvent(sessionId, match, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const found = (await listEvents(db, sessionId)).find(match);
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const seen = (await listEvents(db, sessionId)).map((e) => e.type).join(', ');
+      throw new Error(`timed out waiting for an event in ${sessionId}; saw: ${seen}`);
+    },
+    waitForEnd: (sessionId) => service.waitForEnd(sessionId),
+    async close() {
+      // Sessions still running are terminated so no container outlives the suite.
+      for (const sid of sessionIds) {
+        await service.terminate(sid, 'user_requested').catch(() => undefined);
+        await service.waitForEnd(sid).catch(() => undefined);
+      }
+      for (const w of started) await w.shutdown().catch(() => undefined);
+      for (const nc of workerConnections) await nc.close().catch(() => undefined);
+      await connection.close();
+      await db.close();
+      await fake.close();
+      await pg?.drop();
+    },
+  };
+  if (!opts.noWorker) await h.startWorkers();
+  return h;
+}
+
+/** Containers the platform created for a session, running or not. */
+export async function sessionContainers(docker: Docker, sessionId: string) {
+  return docker.listContainers({ all: true, filters: { label: [`ai-sessions.session=${sessionId}`] } });
+}

@@ -1,0 +1,410 @@
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  TimeoutFailure,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SessionActivities, ToolUseRef } from '../activities';
+import { decide, sessionPatternFor, type PermissionRules } from '../lib/permissions';
+import {
+  answerUpdate,
+  approvalUpdate,
+  interruptUpdate,
+  promptUpdate,
+  SA_STATUS,
+  sandboxTaskQueue,
+  statusQuery,
+  terminateUpdate,
+  type ApprovalDecision,
+  type PendingRequest,
+} from './messages';
+import { END_REASONS, type EndReason } from '../lib/end-reasons';
+
+export interface SessionTimings {
+  billingSeconds: number;
+  approvalTimeoutSeconds: number;
+  startupTimeoutSeconds: number;
+  maxTtlSeconds: number;
+  sandboxCheckSeconds: number;
+  modelCallTimeoutSeconds: number;
+  /** How soon a silent activity counts as lost (a killed worker): short in tests. */
+  heartbeatSeconds: number;
+}
+
+/** Workflow input: policy and references only. Prompts, profile secrets and keys stay in the store. */
+export interface SessionInput {
+  sessionId: string;
+  trigger: 'user' | 'dr';
+  rules: PermissionRules;
+  limits: { maxTurns?: number; maxBudgetUsd?: number; ttlSeconds?: number; oneShot: boolean };
+  initialPromptRef?: string;
+  taskQueue: string;
+  timings: SessionTimings;
+}
+
+/** What survives continue-as-new. */
+export interface SessionState {
+  startedAtMs: number;
+  sandbox?: { containerId: string; createdAt: string; hostId: string };
+  billedThrough: number;
+  turns: number;
+  costUsd: number;
+  promptCount: number;
+  queue: Array<{ textRef: string; promptKey: string }>;
+  sessionPatterns: string[];
+  recentClientMessageIds: string[];
+}
+
+export interface SessionOutcome {
+  endReason: EndReason;
+  errorMessage?: string;
+}
+
+export async function sessionWorkflow(input: SessionInput, carried?: SessionState): Promise<SessionOutcome> {
+  const { sessionId, timings } = input;
+  const s: SessionState = carried ?? {
+    startedAtMs: workflowInfo().startTime.getTime(),
+    billedThrough: -1,
+    turns: 0,
+    costUsd: 0,
+    promptCount: 0,
+    queue: [],
+    sessionPatterns: [],
+    recentClientMessageIds: [],
+  };
+  if (!carried && input.initialPromptRef) enqueue(input.initialPromptRef);
+
+  const heartbeatTimeout = timings.heartbeatSeconds * 1000;
+  const acts = proxyActivities<SessionActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
+  const model = proxyActivities<SessionActivities>({
+    startToCloseTimeout: `${timings.modelCallTimeoutSeconds}s`,
+    heartbeatTimeout,
+    cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+  });
+  const provisioning = proxyActivities<SessionActivities>({
+    scheduleToCloseTimeout: `${timings.startupTimeoutSeconds}s`,
+    startToCloseTimeout: `${timings.startupTimeoutSeconds}s`,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
+  });
+  // Everything that touches the container runs on the queue of the Docker host that holds it.
+  const onSandbox = (hostId: string) =>
+    proxyActivities<SessionActivities>({
+      taskQueue: sandboxTaskQueue(input.taskQueue, hostId),
+      startToCloseTimeout: `${timings.modelCallTimeoutSeconds}s`,
+      heartbeatTimeout,
+      cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+    });
+
+  let end: { reason: EndReason; error?: string } | undefined;
+  let work: CancellationScope | undefined;
+  let pending: (PendingRequest & { decision?: ApprovalDecision; answerRef?: string }) | undefined;
+  let activity = s.sandbox ? 'idle' : 'starting';
+  let busy = false;
+
+  function enqueue(textRef: string) {
+    s.promptCount += 1;
+    s.queue.push({ textRef, promptKey: `p${s.promptCount}` });
+  }
+  function requestEnd(reason: EndReason, error?: string) {
+    if (!end) end = { reason, error };
+    work?.cancel();
+  }
+
+  setHandler(statusQuery, () => ({
+    status: end ? 'ended' : s.sandbox ? 'running' : 'starting',
+    activity: end ? 'ended' : activity,
+    turns: s.turns,
+    costUsd: s.costUsd,
+    queuedPrompts: s.queue.length,
+    pending: pending && { kind: pending.kind, requestId: pending.requestId, toolName: pending.toolName, expiresAt: pending.expiresAt },
+    endReason: end?.reason,
+  }));
+  setHandler(
+    promptUpdate,
+    ({ textRef, clientMessageId }) => {
+      if (clientMessageId && s.recentClientMessageIds.includes(clientMessageId)) {
+        return { queued: false, position: 0 };
+      }
+      if (clientMessageId) s.recentClientMessageIds = [...s.recentClientMessageIds.slice(-99), clientMessageId];
+      enqueue(textRef);
+      return { queued: busy || s.queue.length > 1, position: s.queue.length };
+    },
+    {
+      validator: (p) => {
+        if (!p || typeof p.textRef !== 'string' || p.textRef === '') throw new Error('prompt: textRef is required');
+        if (end) throw new Error('session has ended');
+      },
+    },
+  );
+  setHandler(interruptUpdate, () => {
+    if (!busy || !work) return { interrupted: false };
+    work.cancel();
+    return { interrupted: true };
+  });
+  setHandler(
+    terminateUpdate,
+    ({ reason }) => {
+      requestEnd(reason);
+      return { terminated: true };
+    },
+    {
+      validator: (p) => {
+        if (!p || (p.reason !== 'user_requested' && p.reason !== 'org_api_requested')) {
+          throw new Error('terminate: reason must be user_requested or org_api_requested');
+        }
+      },
+    },
+  );
+  setHandler(
+    approvalUpdate,
+    ({ decision }) => {
+      pending!.decision = decision;
+      return { accepted: true };
+    },
+    {
+      validator: (p) => {
+        if (!p || !['y', 'n', 'session'].includes(p.decision)) throw new Error('approve: decision must be y, n or session');
+        if (!pending || pending.kind !== 'approval' || pending.requestId !== p.requestId || pending.decision) {
+          throw new Error(`approve: no pending approval ${String(p.requestId)}`);
+        }
+      },
+    },
+  );
+  setHandler(
+    answerUpdate,
+    ({ answerRef }) => {
+      pending!.answerRef = answerRef;
+      return { accepted: true };
+    },
+    {
+      validator: (p) => {
+        if (!p || typeof p.answerRef !== 'string' || p.answerRef === '') throw new Error('answer: answerRef is required');
+        if (!pending || pending.kind !== 'question' || pending.requestId !== p.requestId || pending.answerRef) {
+          throw new Error(`answer: no pending question ${String(p.requestId)}`);
+        }
+      },
+    },
+  );
+
+  const setActivity = (next: string) => {
+    activity = next;
+  };
+
+  async function waitForHuman(kind: PendingRequest['kind'], use: ToolUseRef, turn: number) {
+    const expiresAt = new Date(Date.now() + timings.approvalTimeoutSeconds * 1000).toISOString();
+    pending = { kind, requestId: use.id, toolName: use.name, expiresAt };
+    setActivity(kind === 'approval' ? 'waiting_approval' : 'waiting_answer');
+    try {
+      if (kind === 'approval') {
+        await acts.requestApproval({ sessionId, turn, toolUseId: use.id, reason: 'needs approval', expiresAt });
+      } else {
+        await acts.askUserQuestion({ sessionId, turn, toolUseId: use.id, expiresAt });
+      }
+      const answered = await condition(
+        () => pending?.decision !== undefined || pending?.answerRef !== undefined,
+        timings.approvalTimeoutSeconds * 1000,
+      );
+      if (!answered) {
+        const what = kind === 'approval' ? `approval of ${use.name}` : 'the question';
+        requestEnd('failed', `no answer to ${what} within ${timings.approvalTimeoutSeconds} s`);
+        throw ApplicationFailure.nonRetryable('unanswered', 'Unanswered');
+      }
+      return { decision: pending.decision, answerRef: pending.answerRef };
+    } finally {
+      pending = undefined;
+      setActivity('running_tool');
+    }
+  }
+
+  async function handleToolUse(use: ToolUseRef, turn: number) {
+    const sandbox = onSandbox(s.sandbox!.hostId);
+    const rules = { ...input.rules, allowed: [...input.rules.allowed, ...s.sessionPatterns] };
+    const decision = decide(rules, { name: use.name, command: use.command });
+    if (decision.behavior === 'deny') {
+      await acts.recordToolResult({ sessionId, toolUseId: use.id, isError: true, content: `Permission denied: ${decision.reason}` });
+      return;
+    }
+    if (use.name === 'AskUserQuestion') {
+      const { answerRef } = await waitForHuman('question', use, turn);
+      await acts.recordToolResult({ sessionId, toolUseId: use.id, isError: false, contentRef: answerRef });
+      return;
+    }
+    if (decision.behavior === 'ask') {
+      const { decision: answer } = await waitForHuman('approval', use, turn);
+      if (answer === 'n') {
+        await acts.recordToolResult({ sessionId, toolUseId: use.id, isError: true, content: 'The user declined this tool call.' });
+        return;
+      }
+      if (answer === 'session') s.sessionPatterns.push(sessionPatternFor({ name: use.name, command: use.command }));
+    }
+    setActivity('running_tool');
+    await sandbox.runTool({ sessionId, containerId: s.sandbox!.containerId, turn, toolUseId: use.id });
+  }
+
+  /** One prompt: model turns and tool calls until the model stops asking for tools. */
+  async function runPrompt(prompt: { textRef: string; promptKey: string }) {
+    let promptTurns = 0;
+    let lastTurn = 0;
+    let success = false;
+    let note: string | undefined;
+    busy = true;
+    work = new CancellationScope();
+    try {
+      await work.run(async () => {
+        await acts.beginPrompt({ sessionId, textRef: prompt.textRef, promptKey: prompt.promptKey });
+        for (;;) {
+          setActivity('thinking');
+          s.turns += 1;
+          promptTurns += 1;
+          const turn = s.turns;
+          const result = await model.callModel({ sessionId, turn });
+          lastTurn = turn;
+          s.costUsd += result.costUsd;
+          if (input.limits.maxBudgetUsd !== undefined && s.costUsd >= input.limits.maxBudgetUsd) {
+            note = `Stopped: the session spent $${s.costUsd.toFixed(4)}, reaching its budget of $${input.limits.maxBudgetUsd}.`;
+            requestEnd('max_budget_exceeded');
+            return;
+          }
+          const turnsLeft = input.limits.maxTurns === undefined || s.turns < input.limits.maxTurns;
+          if (result.toolUses.length === 0) {
+            success = true;
+            if (!turnsLeft) requestEnd('max_turns_reached');
+            return;
+          }
+          if (!turnsLeft) {
+            note = `Stopped: the session reached its limit of ${input.limits.maxTurns} turns.`;
+            requestEnd('max_turns_reached');
+            return;
+          }
+          for (const use of result.toolUses) await handleToolUse(use, turn);
+        }
+      });
+    } catch (err) {
+      const failure = describeFailure(err);
+      if (failure) {
+        requestEnd(failure.reason, failure.message);
+        note = `Failed: ${failure.message}`;
+      } else if (!end) {
+        note = 'Interrupted by the user.';
+      } else {
+        note ??= end.error ? `Failed: ${end.error}` : `Stopped: the session ended (${end.reason}).`;
+      }
+    } finally {
+      work = undefined;
+      busy = false;
+    }
+    await CancellationScope.nonCancellable(() =>
+      acts.finishPrompt({ sessionId, promptKey: prompt.promptKey, lastTurn, success, turns: promptTurns, note }),
+    );
+    setActivity('idle');
+  }
+
+  /** Bills each started period and notices a vanished sandbox, until the session ends. */
+  async function watchSandbox() {
+    const periodMs = timings.billingSeconds * 1000;
+    while (!end && s.sandbox) {
+      try {
+        const r = await onSandbox(s.sandbox.hostId).sandboxTick({
+          sessionId,
+          containerId: s.sandbox.containerId,
+          createdAt: s.sandbox.createdAt,
+          periodSeconds: timings.billingSeconds,
+          billedThrough: s.billedThrough,
+        });
+        s.billedThrough = r.billedThrough;
+        if (!r.alive) requestEnd('heartbeat_stale', 'the session sandbox is gone');
+      } catch (err) {
+        if (isCancellation(err)) return;
+      }
+      const nextBoundary = Date.parse(s.sandbox.createdAt) + (s.billedThrough + 1) * periodMs;
+      const wait = Math.max(50, Math.min(nextBoundary - Date.now(), timings.sandboxCheckSeconds * 1000));
+      await condition(() => end !== undefined, wait);
+    }
+  }
+
+  try {
+    if (!s.sandbox) {
+      work = new CancellationScope();
+      try {
+        s.sandbox = await work.run(() => provisioning.provisionSandbox({ sessionId }));
+        upsertSearchAttributes([{ key: SA_STATUS, value: 'running' }]);
+        setActivity('idle');
+      } catch (err) {
+        const timedOut = err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+        if (timedOut) requestEnd('startup_timeout', `the sandbox was not ready within ${timings.startupTimeoutSeconds} s`);
+        else if (!end) requestEnd('failed', describeFailure(err)?.message ?? 'sandbox provisioning failed');
+      } finally {
+        work = undefined;
+      }
+    }
+    if (!end) {
+      const ttlSeconds = Math.min(input.limits.ttlSeconds ?? timings.maxTtlSeconds, timings.maxTtlSeconds);
+      const deadline = s.startedAtMs + ttlSeconds * 1000;
+      void condition(() => end !== undefined, Math.max(1, deadline - Date.now())).then((ended) => {
+        if (!ended) requestEnd('max_duration_exceeded');
+      });
+      void watchSandbox();
+    }
+    while (!end) {
+      await condition(() => end !== undefined || s.queue.length > 0 || workflowInfo().continueAsNewSuggested);
+      if (end) break;
+      if (s.queue.length === 0) {
+        await condition(allHandlersFinished);
+        if (s.queue.length === 0 && !end) return await continueAsNew<typeof sessionWorkflow>(input, s);
+        continue;
+      }
+      await runPrompt(s.queue.shift()!);
+      if (input.limits.oneShot && !end) requestEnd('completed');
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    requestEnd('user_requested', 'the workflow was cancelled');
+  }
+
+  const outcome = end ?? { reason: 'failed' as EndReason, error: 'ended without a reason' };
+  await CancellationScope.nonCancellable(async () => {
+    if (s.sandbox) {
+      await onSandbox(s.sandbox.hostId).cleanupSandbox({
+        sessionId,
+        createdAt: s.sandbox.createdAt,
+        periodSeconds: timings.billingSeconds,
+        billedThrough: s.billedThrough,
+      });
+    } else {
+      await acts.cleanupSandbox({ sessionId, periodSeconds: timings.billingSeconds, billedThrough: s.billedThrough });
+    }
+    await acts.endSession({ sessionId, reason: outcome.reason, errorMessage: outcome.error });
+  });
+  upsertSearchAttributes([{ key: SA_STATUS, value: 'ended' }]);
+  await condition(allHandlersFinished);
+  return { endReason: outcome.reason, errorMessage: outcome.error };
+}
+
+/** Failures that end the session, mapped to their end reason; undefined for cancellations. */
+function describeFailure(err: unknown): { reason: EndReason; message: string } | undefined {
+  if (isCancellation(err)) return undefined;
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) {
+    if (cause.type === 'Unanswered') return undefined;
+    if (cause.type === 'SandboxGone') return { reason: 'heartbeat_stale', message: cause.message };
+    return { reason: 'failed', message: cause.message };
+  }
+  if (cause instanceof TimeoutFailure) return { reason: 'failed', message: `activity timed out (${cause.timeoutType})` };
+  return { reason: 'failed', message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+export { END_REASONS };
