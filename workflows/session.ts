@@ -249,7 +249,10 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
         await acts.recordToolResult({ sessionId, toolUseId: use.id, isError: true, content: 'The user declined this tool call.' });
         return;
       }
-      if (answer === 'session') s.sessionPatterns.push(sessionPatternFor({ name: use.name, command: use.command }));
+      if (answer === 'session') {
+        const pattern = sessionPatternFor({ name: use.name, command: use.command });
+        if (pattern && !s.sessionPatterns.includes(pattern)) s.sessionPatterns.push(pattern);
+      }
     }
     setActivity('running_tool');
     await sandbox.runTool({ sessionId, containerId: s.sandbox!.containerId, turn, toolUseId: use.id });

@@ -1,0 +1,31 @@
+import path from 'node:path';
+import Docker from 'dockerode';
+import { Client, Connection } from '@temporalio/client';
+import { ConfigError, loadConfig } from '../lib/config';
+import { createLogger } from '../lib/log';
+import { openDb } from '../store/db';
+import { createApp, startWebServer } from './app';
+
+/** The gateway on its own, for scaling out behind a load balancer. */
+async function main() {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, 'gateway');
+  const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  const connection = await Connection.connect({ address: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const web = await startWebServer(createApp({ db, client, docker: new Docker(), log, version: config.version }), config.port);
+  log.info({ url: web.url }, 'gateway listening');
+  const stop = async () => {
+    await web.stop();
+    await connection.close();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+main().catch((err) => {
+  console.error(err instanceof ConfigError ? err.message : `gateway failed: ${err?.stack ?? err}`);
+  process.exit(1);
+});
