@@ -1,0 +1,163 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Docker from 'dockerode';
+import { Client, Connection } from '@temporalio/client';
+import { freePort } from './support/global-setup';
+import { freshPostgres, FAST_PERIODS, TEST_KEY } from './support/harness';
+import { runEntry, type Proc } from './support/processes';
+import { FakeAnthropic, text, toolUse } from './support/fake-anthropic';
+import { loadConfig } from '../lib/config';
+import { openDb, type Db } from '../store/db';
+import { putCredential, getSession } from '../store/sessions';
+import { listEvents } from '../store/events';
+import { billedPeriods } from '../store/metering';
+import { SessionService } from '../api/session-service';
+
+/**
+ * `npm start`'s entry point as a user runs it: the whole system in one
+ * process on embedded defaults, stopped with Ctrl-C (SIGINT to the process
+ * group) and started again on the same data directory.
+ */
+describe('the whole system (bin/start.ts)', () => {
+  const docker = new Docker();
+  let dataDir: string;
+  let fake: FakeAnthropic;
+  let env: Record<string, string>;
+  let system: Proc | undefined;
+
+  const start = async () => {
+    system = runEntry('bin/start.ts', env);
+    await system.waitFor('is up', 180_000);
+    return system;
+  };
+  const stop = async () => {
+    const code = await system!.kill('SIGINT');
+    system = undefined;
+    return code;
+  };
+
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ais-start-'));
+    fake = await FakeAnthropic.start();
+    const id = randomUUID().slice(0, 8);
+    env = {
+      ...(process.env as Record<string, string>),
+      ...FAST_PERIODS,
+      DATA_DIR: dataDir,
+      PORT: String(await freePort()),
+      TEMPORAL_PORT: String(await freePort()),
+      TEMPORAL_UI_PORT: String(await freePort()),
+      TEMPORAL_TASK_QUEUE: `start-${id}`,
+      WORKER_HOST_ID: `start-host-${id}`,
+      ANTHROPIC_BASE_URL: fake.url,
+      LOG_LEVEL: 'warn',
+    };
+    delete env.TEMPORAL_ADDRESS;
+    delete env.DATABASE_URL;
+  });
+  afterAll(async () => {
+    if (system) await stop();
+    await fake.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts on embedded defaults, answers health checks, stops on Ctrl-C and starts again on the same data', async () => {
+    await start();
+    const gateway = `http://127.0.0.1:${env.PORT}`;
+    const health = await fetch(`${gateway}/healthz`);
+    expect(health.status).toBe(200);
+    const ready = await (await fetch(`${gateway}/readyz`)).json();
+    expect(ready).toMatchObject({ ready: true, checks: { temporal: { ok: true }, store: { ok: true }, docker: { ok: true } } });
+    const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
+    expect(ui.status).toBe(200);
+    expect(system!.output()).toContain(`Web UI: http://127.0.0.1:${env.TEMPORAL_UI_PORT}`);
+    expect(fs.existsSync(path.join(dataDir, 'temporal.sqlite'))).toBe(true);
+    expect(fs.existsSync(path.join(dataDir, 'pglite'))).toBe(true);
+
+    expect(await stop()).toBe(0);
+    await expect(fetch(`${gateway}/healthz`)).rejects.toThrow();
+
+    await start();
+    expect((await fetch(`${gateway}/healthz`)).status).toBe(200);
+    expect(await stop()).toBe(0);
+  }, 400_000);
+
+  it('refuses to start on a bad configuration value, naming it', async () => {
+    const bad = runEntry('bin/start.ts', { ...env, PORT: 'not-a-port', BILLING_PERIOD_SECONDS: '-5' });
+    expect(await bad.exited).toBe(1);
+    expect(bad.output()).toMatch(/PORT/);
+    expect(bad.output()).toMatch(/BILLING_PERIOD_SECONDS/);
+  });
+
+  describe('with PostgreSQL as the store', () => {
+    let pg: Awaited<ReturnType<typeof freshPostgres>>;
+    let db: Db;
+    let connection: Connection;
+    let service: SessionService;
+    let credentialId: string;
+
+    beforeAll(async () => {
+      pg = await freshPostgres();
+      env = { ...env, DATABASE_URL: pg.url };
+      db = await openDb({ databaseUrl: pg.url });
+      credentialId = await putCredential(db, { ownerId: 'u1', type: 'api_key', secret: TEST_KEY });
+    });
+    afterAll(async () => {
+      await connection?.close();
+      await db?.close();
+      await pg?.drop();
+    });
+
+    it('keeps sessions across a stop and start, and ends one whose sandbox vanished meanwhile', async () => {
+      await start();
+      connection = await Connection.connect({ address: `127.0.0.1:${env.TEMPORAL_PORT}` });
+      const config = loadConfig(env);
+      service = new SessionService({ db, client: new Client({ connection }), config });
+      const startUser = () =>
+        service.start({ ownerType: 'user', ownerId: 'u1', trigger: 'user', profile: { permission_mode: 'bypassPermissions' }, credentialId });
+
+      fake.enqueue(toolUse('Bash', { command: 'echo before > /workspace/state.txt' }), text('first done'));
+      const keep = await startUser();
+      const vanish = await startUser();
+      await service.prompt(keep.sessionId, 'first');
+      await waitFor(async () => (await listEvents(db, keep.sessionId)).some((e) => e.type === 'result'));
+      await waitFor(async () => (await getSession(db, vanish.sessionId))?.status === 'running');
+
+      expect(await stop()).toBe(0);
+      // Sandboxes stay up while the system is down; one of them disappears meanwhile.
+      const kept = (await getSession(db, keep.sessionId))!;
+      expect((await docker.getContainer(kept.container_id!).inspect()).State.Running).toBe(true);
+      await docker.getContainer((await getSession(db, vanish.sessionId))!.container_id!).remove({ force: true });
+      await new Promise((r) => setTimeout(r, Number(FAST_PERIODS.BILLING_PERIOD_SECONDS) * 2000));
+
+      await start();
+      await expect(service.waitForEnd(vanish.sessionId)).resolves.toMatchObject({ endReason: 'heartbeat_stale' });
+
+      fake.enqueue(toolUse('Bash', { command: 'cat /workspace/state.txt' }), text('second done'));
+      await service.prompt(keep.sessionId, 'second');
+      await waitFor(async () => (await listEvents(db, keep.sessionId)).filter((e) => e.type === 'result').length === 2);
+      const results = (await listEvents(db, keep.sessionId)).filter((e) => e.type === 'tool_result');
+      expect(results.at(-1)!.payload.content).toContain('before');
+
+      // Billing covered the downtime: contiguous periods from the first.
+      const periods = await billedPeriods(db, keep.sessionId);
+      expect(periods).toEqual(periods.map((_, i) => i));
+      expect(periods.length).toBeGreaterThanOrEqual(3);
+
+      await service.terminate(keep.sessionId, 'user_requested');
+      await expect(service.waitForEnd(keep.sessionId)).resolves.toMatchObject({ endReason: 'user_requested' });
+      expect(await stop()).toBe(0);
+    }, 400_000);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('condition not met in time');
+}
