@@ -20,8 +20,8 @@ export function runnerDigest(dir = RUNNER_DIR): string {
 }
 
 /**
- * Builds the runner image when it is missing or was built from other files
- * (another version of the project). Images named otherwise are the operator's
+ * Builds the runner image when it is missing, carries another version's
+ * label, or was built here from other files. Images named otherwise are the operator's
  * business: they are checked for, never built.
  */
 export async function ensureRunnerImage(
@@ -33,7 +33,10 @@ export async function ensureRunnerImage(
   const ours = image.startsWith('ai-sessions-runner:');
   const digest = runnerDigest();
   const current = await docker.getImage(image).inspect().catch(() => undefined);
-  if (current && (!ours || current.Config?.Labels?.[LABEL_RUNNER_DIGEST] === digest)) return { built: false };
+  const labels = current?.Config?.Labels ?? {};
+  // An image built elsewhere (docker-compose's runner-image service) carries the version but no digest.
+  const fresh = labels[LABEL_RUNNER_VERSION] === version && (labels[LABEL_RUNNER_DIGEST] ?? digest) === digest;
+  if (current && (!ours || fresh)) return { built: false };
   if (!ours) throw new Error(`runner image ${image} is not present on the Docker engine`);
   log.info({ image, reason: current ? 'stale' : 'missing' }, 'building the runner image');
   const files = fs.readdirSync(RUNNER_DIR).filter((f) => fs.statSync(path.join(RUNNER_DIR, f)).isFile());
