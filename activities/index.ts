@@ -82,6 +82,13 @@ export function createActivities({ db, sandboxes, config, log, hostId }: Activit
   return {
     async provisionSandbox({ sessionId }: { sessionId: string }) {
       const session = await sessionOrFail(sessionId);
+      const image = await sandboxes.docker.getImage(config.runnerImage).inspect().catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return undefined;
+        throw err;
+      });
+      if (!image) {
+        throw ApplicationFailure.nonRetryable(`the runner image ${config.runnerImage} is not on this Docker host`, 'RunnerImageMissing');
+      }
       const info = await sandboxes.provision({
         sessionId,
         image: config.runnerImage,
@@ -291,7 +298,8 @@ export function createActivities({ db, sandboxes, config, log, hostId }: Activit
         return await stream.finalMessage();
       });
     } catch (err) {
-      if (ctx.cancellationSignal.aborted) throw err;
+      // An interrupt: report the cancellation itself (the SDK's APIUserAbortError would count as a failure).
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
       const failure = classifyModelError(err);
       log.warn({ sessionId: session.id, turn, type: failure.type, attempt: ctx.info.attempt }, sanitize(failure.message));
       throw failure;

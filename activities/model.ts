@@ -8,7 +8,9 @@ export function classifyModelError(err: unknown): ApplicationFailure {
     const status = err.status;
     const message = `model API ${status ?? 'connection'} error: ${sanitize(err.message)}`;
     if (status === 401 || status === 403) {
-      return ApplicationFailure.create({ type: 'ModelAuthError', message, nonRetryable: true });
+      // Said in words first: the raw body alone leaves the user to spot "authentication_error" in JSON.
+      const problem = status === 401 ? 'model API authentication failed: the credential was rejected' : 'model API permission denied for this credential';
+      return ApplicationFailure.create({ type: 'ModelAuthError', message: `${problem} (${message})`, nonRetryable: true });
     }
     if (status === 400 || status === 404 || status === 413 || status === 422) {
       return ApplicationFailure.create({ type: 'ModelRequestError', message, nonRetryable: true });

@@ -52,9 +52,10 @@ async function runBash(
     'exec timeout -k 2 "$2" bash -c "$3"';
   const argv = ['bash', '-c', script, 'ais-exec', execId, `${Math.ceil(timeoutMs / 1000)}s`, input.command];
   const abort = new AbortController();
+  let killed: Promise<void> | undefined;
   const onAbort = () => {
     abort.abort();
-    void killExec(sandboxes, containerId, execId);
+    killed = killExec(sandboxes, containerId, execId);
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -71,6 +72,8 @@ async function runBash(
     return { content: content.trim() === '' ? '(no output)' : content, isError: r.exitCode !== 0 };
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    // The command is dead before the activity reports back (and before any cleanup that follows).
+    await killed;
   }
 }
 

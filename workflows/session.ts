@@ -97,6 +97,8 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
   const provisioning = proxyActivities<SessionActivities>({
     scheduleToCloseTimeout: `${timings.startupTimeoutSeconds}s`,
     startToCloseTimeout: `${timings.startupTimeoutSeconds}s`,
+    // An end requested mid-provisioning waits for it, so cleanup cannot run before the container exists.
+    cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
   });
   // Everything that touches the container runs on the queue of the Docker host that holds it.
@@ -107,6 +109,14 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       heartbeatTimeout,
       cancellationType: 'WAIT_CANCELLATION_COMPLETED',
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+    });
+
+  const cleanupOn = (taskQueue: string, budgetMs: number) =>
+    proxyActivities<SessionActivities>({
+      taskQueue,
+      scheduleToCloseTimeout: budgetMs,
+      startToCloseTimeout: Math.min(budgetMs, 60_000),
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
     });
 
   let end: { reason: EndReason; error?: string } | undefined;
@@ -380,15 +390,24 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
 
   const outcome = end ?? { reason: 'failed' as EndReason, error: 'ended without a reason' };
   await CancellationScope.nonCancellable(async () => {
-    if (s.sandbox) {
-      await onSandbox(s.sandbox.hostId).cleanupSandbox({
-        sessionId,
-        createdAt: s.sandbox.createdAt,
-        periodSeconds: timings.billingSeconds,
-        billedThrough: s.billedThrough,
-      });
-    } else {
-      await acts.cleanupSandbox({ sessionId, periodSeconds: timings.billingSeconds, billedThrough: s.billedThrough });
+    try {
+      if (s.sandbox) {
+        await cleanupOn(sandboxTaskQueue(input.taskQueue, s.sandbox.hostId), 10 * 60_000).cleanupSandbox({
+          sessionId,
+          createdAt: s.sandbox.createdAt,
+          periodSeconds: timings.billingSeconds,
+          billedThrough: s.billedThrough,
+        });
+      } else {
+        // Provisioning may have left something behind on whichever host took it: best effort.
+        await cleanupOn(input.taskQueue, timings.startupTimeoutSeconds * 1000).cleanupSandbox({
+          sessionId,
+          periodSeconds: timings.billingSeconds,
+          billedThrough: s.billedThrough,
+        });
+      }
+    } catch {
+      // The Docker host is unreachable: the session still ends; what is left carries our labels for the reaper.
     }
     await acts.endSession({ sessionId, reason: outcome.reason, errorMessage: outcome.error });
   });
