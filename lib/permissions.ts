@@ -90,7 +90,7 @@ export function validatePatterns(patterns: unknown): string[] {
   });
 }
 
-interface Word { raw: string; text: string; redir: boolean }
+interface Word { raw: string; text: string; redir: boolean; dangerous: boolean }
 interface LexedStage { words: Word[]; dangerous: boolean }
 interface Stage { argv: Word[]; text: string; dangerous: boolean }
 interface Analysis { stages: Stage[]; dangerous: boolean; denyTexts: string[] }
@@ -102,15 +102,21 @@ const REDIRECT = /&>>?|<<<|<<-?|<>|[<>]&(?:\d+-?|-)?|>>|>\||[<>]/y;
 function lex(src: string): { stages: LexedStage[]; heredoc: boolean } {
   const stages: LexedStage[] = [];
   let words: Word[] = [], dangerous = false, heredoc = false;
-  let raw = '', text = '', inWord = false, redirTarget = false;
-  const add = (r: string, t: string) => { raw += r; text += t; inWord = true; };
+  let raw = '', text = '', inWord = false, redirTarget = false, wordDangerous = false;
+  const add = (r: string, t: string, risky = false) => {
+    raw += r;
+    text += t;
+    inWord = true;
+    wordDangerous ||= risky;
+    dangerous ||= risky;
+  };
   const endWord = () => {
     if (inWord) {
-      words.push({ raw, text, redir: redirTarget });
+      words.push({ raw, text, redir: redirTarget, dangerous: wordDangerous });
       redirTarget = false;
     }
     raw = text = '';
-    inWord = false;
+    inWord = wordDangerous = false;
   };
   const endStage = () => {
     endWord();
@@ -131,13 +137,12 @@ function lex(src: string): { stages: LexedStage[]; heredoc: boolean } {
     } else if (c === "'" || c === '"' || (c === '$' && (src[i + 1] === "'" || src[i + 1] === '"'))) {
       const q = readQuoted(src, i);
       if (!q) { dangerous = true; break; } // unterminated: nothing after the quote can be trusted
-      add(src.slice(i, q.end + 1), q.text);
-      dangerous ||= q.dangerous;
+      add(src.slice(i, q.end + 1), q.text, q.dangerous);
       i = q.end;
     } else if (c === '`' || c === '(' || c === ')') {
-      dangerous = true;
-      add(c, c);
-    } else if (c === '<' || c === '>' || (c === '&' && src[i + 1] === '>')) {
+      // Substitutions and groups are not followed inside: splitting there too can only add stages, never hide one.
+      add(c, c, true);
+    } else if (((c === '<' || c === '>') && src[i + 1] !== '(') || (c === '&' && src[i + 1] === '>')) {
       REDIRECT.lastIndex = i;
       const op = REDIRECT.exec(src)![0];
       const fd = c !== '&' && inWord && /^\d+$/.test(raw) ? raw : ''; // "2>": the digits name the fd
@@ -146,7 +151,7 @@ function lex(src: string): { stages: LexedStage[]; heredoc: boolean } {
         inWord = false;
       } else endWord();
       heredoc ||= op === '<<' || op === '<<-';
-      words.push({ raw: fd + op, text: fd + op, redir: true });
+      words.push({ raw: fd + op, text: fd + op, redir: true, dangerous: false });
       redirTarget = !/&(?:\d+-?|-)$/.test(op);
       i += op.length - 1;
     } else if (c === '|' || c === '&' || c === ';') endStage();
@@ -235,7 +240,7 @@ function skipWrapper(words: string[], i: number): number {
 function stripFront(argv: Word[]): Word[] {
   const texts = argv.map((w) => w.text);
   let i = 0;
-  while (i < argv.length) {
+  while (i < argv.length && !argv[i]!.dangerous) {
     if (ASSIGNMENT.test(argv[i]!.raw) || KEYWORDS.has(argv[i]!.raw)) { i++; continue; }
     const next = skipWrapper(texts, i);
     if (next === i) break;

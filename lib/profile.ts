@@ -40,7 +40,7 @@ export const SessionProfileSchema = z.object({
   environment: z.record(z.string().regex(ENV_NAME, 'environment names are letters, digits and _')
     .refine((k) => !RESERVED_ENV.test(k), 'this environment name is reserved by the sandbox'), z.string().max(32768))
     .optional(),
-  mcp_servers: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), mcpServer).optional(),
+  mcp_servers: z.record(z.string().regex(/^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$/, 'server names are letters, digits, - and single _').max(64), mcpServer).optional(),
   network_access: z.boolean().optional(),
 }).strict();
 
@@ -61,7 +61,10 @@ export function permissionRules(profile: SessionProfile, trigger: 'user' | 'dr')
 export function parseProfile(input: unknown): SessionProfile {
   const r = SessionProfileSchema.safeParse(input);
   if (!r.success) {
-    throw new ProfileError(r.error.issues.map((i) => `${i.path.join('.') || 'profile'}: ${i.message}`).join('; '));
+    // A bad record key (a reserved environment name) wraps the reason in its own issues: show that reason.
+    const reason = (i: (typeof r.error.issues)[number]) =>
+      i.code === 'invalid_key' && i.issues.length > 0 ? i.issues.map((x) => x.message).join(', ') : i.message;
+    throw new ProfileError(r.error.issues.map((i) => `${i.path.join('.') || 'profile'}: ${reason(i)}`).join('; '));
   }
   return r.data;
 }
