@@ -35,8 +35,37 @@ function openPostgres(url: string): Db {
   const pool = new Pool({ connectionString: url, max: 10 });
   // An idle client that errors (server restart) must not crash the process.
   pool.on('error', () => undefined);
-  let listener: PoolClient | undefined;
+  // One connection holds every LISTEN. It is shared as a promise, so concurrent first callers do
+  // not each check out a client (the extra one leaked and made close() wait forever).
+  let listener: Promise<PoolClient> | undefined;
   const handlers = new Map<string, Set<(payload: string) => void>>();
+  /** Channels LISTENed on the current listener connection. */
+  const listening = new Map<string, Promise<unknown>>();
+  const connectListener = (): Promise<PoolClient> => {
+    const connecting: Promise<PoolClient> = pool.connect().then(
+      (client) => {
+        client.on('notification', (n) => {
+          for (const h of handlers.get(n.channel) ?? []) h(n.payload ?? '');
+        });
+        // A checked-out client has no pool error handler: without one a dropped connection
+        // (server restart) crashed the process. The next listen() connects and LISTENs again.
+        client.on('error', () => undefined);
+        client.once('error', (err) => {
+          if (listener === connecting) {
+            listener = undefined;
+            listening.clear();
+          }
+          client.release(err);
+        });
+        return client;
+      },
+      (err) => {
+        if (listener === connecting) listener = undefined;
+        throw err;
+      },
+    );
+    return connecting;
+  };
   return {
     kind: 'postgres',
     query: (sql, params) => pool.query(sql, params as unknown[]) as never,
@@ -55,17 +84,19 @@ function openPostgres(url: string): Db {
       }
     },
     async listen(channel, onPayload) {
-      if (!listener) {
-        listener = await pool.connect();
-        listener.on('notification', (n) => {
-          for (const h of handlers.get(n.channel) ?? []) h(n.payload ?? '');
-        });
+      listener ??= connectListener();
+      const client = await listener;
+      if (!listening.has(channel)) {
+        const ready = client.query(`LISTEN ${quoteIdent(channel)}`);
+        listening.set(channel, ready);
+        ready.catch(() => listening.get(channel) === ready && listening.delete(channel));
       }
+      // Concurrent callers for one channel all wait until the LISTEN is in effect.
+      await listening.get(channel);
       let set = handlers.get(channel);
       if (!set) {
         set = new Set();
         handlers.set(channel, set);
-        await listener.query(`LISTEN ${quoteIdent(channel)}`);
       }
       set.add(onPayload);
       return async () => {
@@ -73,8 +104,9 @@ function openPostgres(url: string): Db {
       };
     },
     async close() {
-      listener?.release();
+      const client = await listener?.catch(() => undefined);
       listener = undefined;
+      client?.release();
       await pool.end();
     },
   };

@@ -93,13 +93,29 @@ export interface TextDelta {
   text: string;
 }
 
-/** NOTIFY payloads are capped at 8000 bytes by Postgres. */
-const MAX_DELTA_TEXT = 3000;
+/**
+ * NOTIFY payloads must be shorter than 8000 bytes (UTF-8, after JSON escaping):
+ * a character count is not enough (CJK text is 3 bytes a character, control
+ * characters escape to 6), so parts are measured in bytes, with some margin.
+ */
+const MAX_NOTIFY_BYTES = 7900;
 
 /** Streams text as it arrives; deltas are not stored (the finished message is). */
 export async function publishDelta(db: Db, delta: TextDelta): Promise<void> {
-  for (let i = 0; i < delta.text.length; i += MAX_DELTA_TEXT) {
-    const part = { ...delta, text: delta.text.slice(i, i + MAX_DELTA_TEXT) };
-    await db.query('SELECT pg_notify($1, $2)', [DELTAS_CHANNEL, JSON.stringify(part)]);
+  const room = MAX_NOTIFY_BYTES - Buffer.byteLength(JSON.stringify({ ...delta, text: '' }));
+  let text = '';
+  let size = 0;
+  const send = async () => {
+    await db.query('SELECT pg_notify($1, $2)', [DELTAS_CHANNEL, JSON.stringify({ ...delta, text })]);
+    text = '';
+    size = 0;
+  };
+  // By code point, so a part never ends inside a surrogate pair.
+  for (const ch of delta.text) {
+    const n = Buffer.byteLength(JSON.stringify(ch)) - 2;
+    if (text && size + n > room) await send();
+    text += ch;
+    size += n;
   }
+  if (text) await send();
 }
