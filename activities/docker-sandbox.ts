@@ -144,6 +144,8 @@ export class DockerSandboxes {
       if (isNotFound(err) || isNotRunning(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
       throw err;
     }
+    // Aborted before it started: never start it (nothing would be there to stop it later).
+    if (opts.signal?.aborted) return { exitCode: -1, stdout: '', stderr: '', totalBytes: 0, truncated: false };
     const stream = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
     const out = new CappedBuffer(opts.maxOutputBytes);
     const err = new CappedBuffer(opts.maxOutputBytes);
@@ -157,6 +159,8 @@ export class DockerSandboxes {
         resolve();
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
+      // An abort during exec.start() has already fired: 'abort' listeners added now never run.
+      if (opts.signal?.aborted) onAbort();
       stream.on('end', resolve);
       stream.on('close', resolve);
       stream.on('error', reject);

@@ -269,13 +269,17 @@ export function createActivities({ db, sandboxes, config, log, hostId }: Activit
     const key = assistantKey(turn);
     let pending = '';
     let pendingBlock = 0;
-    const flush = async () => {
-      if (!pending) return;
-      const text = pending;
-      pending = '';
-      await publishDelta(db, { session_id: session.id, message_key: key, block_index: pendingBlock, attempt: ctx.info.attempt, text });
+    // Deltas go out in order: each publish waits for the one before it.
+    let published: Promise<void> = Promise.resolve();
+    const flush = () => {
+      if (pending) {
+        const delta = { session_id: session.id, message_key: key, block_index: pendingBlock, attempt: ctx.info.attempt, text: pending };
+        pending = '';
+        published = published.then(() => publishDelta(db, delta)).catch(() => undefined);
+      }
+      return published;
     };
-    const flusher = setInterval(() => void flush().catch(() => undefined), 50);
+    const flusher = setInterval(flush, 50);
     try {
       return await withHeartbeat(async () => {
         const stream = client.messages.stream(
@@ -290,7 +294,7 @@ export function createActivities({ db, sandboxes, config, log, hostId }: Activit
         );
         stream.on('streamEvent', (event) => {
           if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
-            if (event.index !== pendingBlock) void flush();
+            if (event.index !== pendingBlock) flush();
             pendingBlock = event.index;
             pending += event.delta.text;
           }
@@ -305,7 +309,7 @@ export function createActivities({ db, sandboxes, config, log, hostId }: Activit
       throw failure;
     } finally {
       clearInterval(flusher);
-      await flush().catch(() => undefined);
+      await flush();
     }
   }
 

@@ -24,6 +24,8 @@ export async function runSandboxTool(
   limits: ToolLimits,
   signal?: AbortSignal,
 ): Promise<ToolOutcome> {
+  // 'abort' listeners added to an already aborted signal never run: do not start at all.
+  if (signal?.aborted) return { content: 'Interrupted by the user.', isError: true };
   if (name === 'Bash') return runBash(sandboxes, containerId, input, limits, signal);
   if ((SANDBOX_FILE_TOOLS as readonly string[]).includes(name)) {
     return runToolbox(sandboxes, containerId, name, input, limits, signal);
@@ -78,7 +80,11 @@ async function runBash(
 }
 
 async function killExec(sandboxes: DockerSandboxes, containerId: string, execId: string): Promise<void> {
-  const script = 'pid=$(cat /tmp/.ais-exec/"$1" 2>/dev/null) && kill -KILL -- -"$pid" 2>/dev/null; rm -f /tmp/.ais-exec/"$1"';
+  // An abort can come while the command is still starting: wait a little for its pid file, and
+  // kill the pid itself if `timeout` has not made its process group yet.
+  const script =
+    'f=/tmp/.ais-exec/"$1"; for _ in $(seq 20); do [ -s "$f" ] && break; sleep 0.1; done; ' +
+    'pid=$(cat "$f" 2>/dev/null) && { kill -KILL -- -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }; rm -f "$f"';
   await sandboxes
     .exec(containerId, ['bash', '-c', script, 'ais-kill', execId], { maxOutputBytes: 1024 })
     .catch(() => undefined);
@@ -96,8 +102,9 @@ async function runToolbox(
   const r = await sandboxes.exec(
     containerId,
     ['timeout', '-k', '2', `${Math.ceil(limits.defaultTimeoutMs / 1000)}s`, '/usr/bin/python3', '-I', TOOLBOX],
-    // The toolbox answers in JSON; leave room for its own truncation marker and escaping.
-    { stdin: request, maxOutputBytes: limits.outputLimitBytes * 4 + 4096, signal },
+    // The toolbox answers in JSON; leave room for its own truncation marker and escaping
+    // (json.dumps turns one control-character byte into six: \u0001).
+    { stdin: request, maxOutputBytes: limits.outputLimitBytes * 6 + 4096, signal },
   );
   if (signal?.aborted) return { content: 'Interrupted by the user.', isError: true };
   try {
