@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import type { Db } from '../store/db';
-import { createSession, putText } from '../store/sessions';
+import { createSession, deleteText, getSession, putText } from '../store/sessions';
 import { permissionRules, type SessionProfile } from '../lib/profile';
 import type { SessionInput } from '../workflows/session';
 import {
@@ -102,8 +102,9 @@ export class SessionService {
   }
 
   async prompt(sessionId: string, text: string, clientMessageId?: string) {
-    const textRef = await putText(this.deps.db, sessionId, 'prompt', text);
-    return this.handle(sessionId).executeUpdate(promptUpdate, { args: [{ textRef, clientMessageId }] });
+    return this.sendText(sessionId, 'prompt', text, (textRef) =>
+      this.handle(sessionId).executeUpdate(promptUpdate, { args: [{ textRef, clientMessageId }] }),
+    );
   }
 
   async approve(sessionId: string, requestId: string, decision: ApprovalDecision) {
@@ -111,8 +112,25 @@ export class SessionService {
   }
 
   async answer(sessionId: string, requestId: string, answer: string) {
-    const answerRef = await putText(this.deps.db, sessionId, 'answer', answer);
-    return this.handle(sessionId).executeUpdate(answerUpdate, { args: [{ requestId, answerRef }] });
+    return this.sendText(sessionId, 'answer', answer, (answerRef) =>
+      this.handle(sessionId).executeUpdate(answerUpdate, { args: [{ requestId, answerRef }] }),
+    );
+  }
+
+  /** Stores the text, hands its id to the workflow, and keeps nothing if the workflow refuses it. */
+  private async sendText<T>(sessionId: string, kind: string, text: string, send: (ref: string) => Promise<T>): Promise<T> {
+    // An ended session's workflow is closed: say so rather than "workflow execution already completed".
+    if ((await getSession(this.deps.db, sessionId))?.status === 'ended') throw new Error('session has ended');
+    const ref = await putText(this.deps.db, sessionId, kind, text);
+    try {
+      return await send(ref);
+    } catch (err) {
+      // Refused (validator) or no workflow to take it. Other errors (an RPC timeout) may hide an acceptance: keep it.
+      if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
+        await deleteText(this.deps.db, ref).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   async interrupt(sessionId: string) {

@@ -106,6 +106,11 @@ export async function putText(db: Queryable, sessionId: string, kind: string, bo
   return id;
 }
 
+/** Removes a stored text that was never handed to a workflow (a prompt the session refused). */
+export async function deleteText(db: Queryable, id: string): Promise<void> {
+  await db.query('DELETE FROM session_texts WHERE id = $1', [id]);
+}
+
 export async function getText(db: Queryable, id: string): Promise<string> {
   const { rows } = await db.query<{ body: string }>('SELECT body FROM session_texts WHERE id = $1', [id]);
   if (rows.length === 0) throw new Error(`stored text ${id} not found`);
