@@ -318,11 +318,11 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       }
     } finally {
       work = undefined;
-      busy = false;
     }
     await CancellationScope.nonCancellable(() =>
       acts.finishPrompt({ sessionId, promptKey: prompt.promptKey, lastTurn, success, turns: promptTurns, note }),
     );
+    busy = false;
     setActivity('idle');
   }
 
