@@ -2,6 +2,7 @@ import { startHarness, sessionContainers, type Harness } from './support/harness
 import { text, toolUse } from './support/fake-anthropic';
 import { billedPeriods } from '../store/metering';
 import { getSession } from '../store/sessions';
+import { sandboxTaskQueue, sessionWorkflowId } from '../workflows/messages';
 
 describe('a session on the real stack', () => {
   let h: Harness;
@@ -43,6 +44,15 @@ describe('a session on the real stack', () => {
     const row = await getSession(h.db, sessionId);
     expect(row).toMatchObject({ status: 'ended', end_reason: 'completed', exit_code: 0 });
     expect((await billedPeriods(h.db, sessionId)).length).toBeGreaterThanOrEqual(1);
+
+    // Everything that touched the container ran on the queue of the Docker host holding it.
+    const history = await h.client.workflow.getHandle(sessionWorkflowId(sessionId)).fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a && ['runTool', 'sandboxTick', 'cleanupSandbox'].includes(a.activityType?.name ?? ''));
+    expect(scheduled.length).toBeGreaterThanOrEqual(5);
+    for (const a of scheduled) expect(a!.taskQueue?.name).toBe(sandboxTaskQueue(h.config.temporal.taskQueue, row!.sandbox_host!));
+    expect(row!.sandbox_host).toBe(h.config.docker.hostId);
 
     // The model saw each tool's output in the next request.
     const last = h.fake.requests.at(-1)!.body;
