@@ -78,7 +78,7 @@ export class SessionService {
       },
       initialPromptRef,
       taskQueue: config.temporal.taskQueue,
-      timings: config.periods,
+      timings: { ...config.periods, toolMaxSeconds: config.tools.maxTimeoutSeconds },
     };
     await client.workflow.start('sessionWorkflow', {
       args: [input],

@@ -54,6 +54,23 @@ export async function recordModelUsage(db: Db, u: ModelUsage): Promise<boolean> 
   return rows.length > 0;
 }
 
+/** What one model call used and cost, as recorded. */
+export async function modelUsageFor(
+  db: Db,
+  sessionId: string,
+  callKey: string,
+): Promise<{ inputTokens: number; outputTokens: number; costUsd: number }> {
+  const { rows } = await db.query<Record<string, string | number>>(
+    `SELECT input_tokens + cache_creation_input_tokens + cache_read_input_tokens AS input_tokens, output_tokens, cost_usd
+       FROM model_usage WHERE session_id = $1 AND call_key = $2`,
+    [sessionId, callKey],
+  );
+  const r = rows[0];
+  return r
+    ? { inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), costUsd: Number(r.cost_usd) }
+    : { inputTokens: 0, outputTokens: 0, costUsd: 0 };
+}
+
 export async function sessionTotals(
   db: Db,
   sessionId: string,

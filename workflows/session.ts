@@ -6,15 +6,14 @@ import {
   condition,
   continueAsNew,
   isCancellation,
-  proxyActivities,
   setHandler,
-  sleep,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { SessionActivities, ToolUseRef } from '../activities';
-import { decide, sessionPatternFor, type PermissionRules } from '../lib/permissions';
+import type { ToolUseRef } from '../activities';
+import { decide, sessionPatternFor } from '../lib/permissions';
+import type { EndReason } from '../lib/end-reasons';
 import {
   answerUpdate,
   approvalUpdate,
@@ -27,48 +26,16 @@ import {
   type ApprovalDecision,
   type PendingRequest,
 } from './messages';
-import { END_REASONS, type EndReason } from '../lib/end-reasons';
+import { sessionActivities } from './activity-proxies';
+import { describeFailure } from './failures';
+import type { SessionInput, SessionOutcome, SessionState } from './types';
 
-export interface SessionTimings {
-  billingSeconds: number;
-  approvalTimeoutSeconds: number;
-  startupTimeoutSeconds: number;
-  maxTtlSeconds: number;
-  sandboxCheckSeconds: number;
-  modelCallTimeoutSeconds: number;
-  /** How soon a silent activity counts as lost (a killed worker): short in tests. */
-  heartbeatSeconds: number;
-}
+export type { SessionInput, SessionOutcome, SessionState, SessionTimings } from './types';
 
-/** Workflow input: policy and references only. Prompts, profile secrets and keys stay in the store. */
-export interface SessionInput {
-  sessionId: string;
-  trigger: 'user' | 'dr';
-  rules: PermissionRules;
-  limits: { maxTurns?: number; maxBudgetUsd?: number; ttlSeconds?: number; oneShot: boolean };
-  initialPromptRef?: string;
-  taskQueue: string;
-  timings: SessionTimings;
-}
-
-/** What survives continue-as-new. */
-export interface SessionState {
-  startedAtMs: number;
-  sandbox?: { containerId: string; createdAt: string; hostId: string };
-  billedThrough: number;
-  turns: number;
-  costUsd: number;
-  promptCount: number;
-  queue: Array<{ textRef: string; promptKey: string }>;
-  sessionPatterns: string[];
-  recentClientMessageIds: string[];
-}
-
-export interface SessionOutcome {
-  endReason: EndReason;
-  errorMessage?: string;
-}
-
+/**
+ * One session: provision the sandbox, answer prompts with model turns and
+ * tool calls, enforce limits, bill each started period, and always clean up.
+ */
 export async function sessionWorkflow(input: SessionInput, carried?: SessionState): Promise<SessionOutcome> {
   const { sessionId, timings } = input;
   const s: SessionState = carried ?? {
@@ -83,41 +50,7 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
   };
   if (!carried && input.initialPromptRef) enqueue(input.initialPromptRef);
 
-  const heartbeatTimeout = timings.heartbeatSeconds * 1000;
-  const acts = proxyActivities<SessionActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-  });
-  const model = proxyActivities<SessionActivities>({
-    startToCloseTimeout: `${timings.modelCallTimeoutSeconds}s`,
-    heartbeatTimeout,
-    cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-  });
-  const provisioning = proxyActivities<SessionActivities>({
-    scheduleToCloseTimeout: `${timings.startupTimeoutSeconds}s`,
-    startToCloseTimeout: `${timings.startupTimeoutSeconds}s`,
-    // An end requested mid-provisioning waits for it, so cleanup cannot run before the container exists.
-    cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
-  });
-  // Everything that touches the container runs on the queue of the Docker host that holds it.
-  const onSandbox = (hostId: string) =>
-    proxyActivities<SessionActivities>({
-      taskQueue: sandboxTaskQueue(input.taskQueue, hostId),
-      startToCloseTimeout: `${timings.modelCallTimeoutSeconds}s`,
-      heartbeatTimeout,
-      cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
-    });
-
-  const cleanupOn = (taskQueue: string, budgetMs: number) =>
-    proxyActivities<SessionActivities>({
-      taskQueue,
-      scheduleToCloseTimeout: budgetMs,
-      startToCloseTimeout: Math.min(budgetMs, 60_000),
-      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-    });
+  const { acts, model, provisioning, onSandbox, cleanupOn } = sessionActivities(input);
 
   let end: { reason: EndReason; error?: string } | undefined;
   let work: CancellationScope | undefined;
@@ -416,17 +349,3 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
   return { endReason: outcome.reason, errorMessage: outcome.error };
 }
 
-/** Failures that end the session, mapped to their end reason; undefined for cancellations. */
-function describeFailure(err: unknown): { reason: EndReason; message: string } | undefined {
-  if (isCancellation(err)) return undefined;
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) {
-    if (cause.type === 'Unanswered') return undefined;
-    if (cause.type === 'SandboxGone') return { reason: 'heartbeat_stale', message: cause.message };
-    return { reason: 'failed', message: cause.message };
-  }
-  if (cause instanceof TimeoutFailure) return { reason: 'failed', message: `activity timed out (${cause.timeoutType})` };
-  return { reason: 'failed', message: cause instanceof Error ? cause.message : String(cause) };
-}
-
-export { END_REASONS };

@@ -1,0 +1,136 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type Anthropic from '@anthropic-ai/sdk';
+import { publishDelta } from '../store/events';
+import { appendMessage, getMessage, loadConversation, type ContentBlock } from '../store/conversation';
+import { getCredential } from '../store/sessions';
+import { modelUsageFor, recordModelUsage } from '../store/metering';
+import { BUILTIN_TOOLS } from '../lib/tool-specs';
+import { costUsd } from '../lib/pricing';
+import { classifyModelError, modelClient, sanitize, SYSTEM_PROMPT } from './model';
+import { assistantKey, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+
+export interface ToolUseRef {
+  id: string;
+  name: string;
+  /** The Bash command, for the permission check; other inputs stay in the store. */
+  command?: string;
+}
+
+export interface ModelTurn {
+  toolUses: ToolUseRef[];
+  costUsd: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** One model turn: streamed, stored under the turn's key, announced as events. */
+export function createModelActivities({ db, config, log }: ActivityDeps) {
+  const { emit, sessionOrFail } = sessionStore(db);
+
+  return {
+    async callModel({ sessionId, turn }: { sessionId: string; turn: number }): Promise<ModelTurn> {
+      const session = await sessionOrFail(sessionId);
+      const key = assistantKey(turn);
+      let message = await getMessage(db, sessionId, key);
+      if (!message) {
+        if (!session.credential_id) throw ApplicationFailure.nonRetryable('session has no model credential', 'ModelAuthError');
+        const credential = await getCredential(db, session.credential_id);
+        if (!credential) throw ApplicationFailure.nonRetryable('the model credential was deleted', 'ModelAuthError');
+        const final = await streamModel(modelClient(credential, config.model.baseURL), session, turn);
+        const content = final.content as unknown as ContentBlock[];
+        await appendMessage(db, { sessionId, key, role: 'assistant', content });
+        const cost = costUsd(final.model, final.usage);
+        await recordModelUsage(db, {
+          sessionId,
+          callKey: key,
+          model: final.model,
+          inputTokens: final.usage.input_tokens,
+          outputTokens: final.usage.output_tokens,
+          cacheCreationInputTokens: final.usage.cache_creation_input_tokens ?? 0,
+          cacheReadInputTokens: final.usage.cache_read_input_tokens ?? 0,
+          costUsd: cost,
+        });
+        message = (await getMessage(db, sessionId, key))!;
+      }
+      return publishTurn(session.id, session.model, turn, message.content);
+    },
+  };
+
+  async function streamModel(client: Anthropic, session: { id: string; model: string; profile: { denied_tools?: string[] } }, turn: number) {
+    const ctx = Context.current();
+    const messages = await loadConversation(db, session.id);
+    // A tool denied outright is not offered at all: the model would only waste a turn on it.
+    const deniedOutright = new Set((session.profile.denied_tools ?? []).filter((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)));
+    const tools = BUILTIN_TOOLS.filter((t) => !deniedOutright.has(t.name));
+    const key = assistantKey(turn);
+    let pending = '';
+    let pendingBlock = 0;
+    // Deltas go out in order: each publish waits for the one before it.
+    let published: Promise<void> = Promise.resolve();
+    const flush = () => {
+      if (pending) {
+        const delta = { session_id: session.id, message_key: key, block_index: pendingBlock, attempt: ctx.info.attempt, text: pending };
+        pending = '';
+        published = published.then(() => publishDelta(db, delta)).catch(() => undefined);
+      }
+      return published;
+    };
+    const flusher = setInterval(flush, 50);
+    try {
+      return await withHeartbeat(async () => {
+        const stream = client.messages.stream(
+          {
+            model: session.model,
+            max_tokens: config.model.maxTokens,
+            system: SYSTEM_PROMPT,
+            tools: tools as unknown as Anthropic.Tool[],
+            messages: messages as unknown as Anthropic.MessageParam[],
+          },
+          { signal: ctx.cancellationSignal },
+        );
+        stream.on('streamEvent', (event) => {
+          if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
+            if (event.index !== pendingBlock) flush();
+            pendingBlock = event.index;
+            pending += event.delta.text;
+          }
+        });
+        return await stream.finalMessage();
+      });
+    } catch (err) {
+      // An interrupt: report the cancellation itself (the SDK's APIUserAbortError would count as a failure).
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+      const failure = classifyModelError(err);
+      log.warn({ sessionId: session.id, turn, type: failure.type, attempt: ctx.info.attempt }, sanitize(failure.message));
+      throw failure;
+    } finally {
+      clearInterval(flusher);
+      await flush();
+    }
+  }
+
+  async function publishTurn(sessionId: string, model: string, turn: number, content: ContentBlock[]): Promise<ModelTurn> {
+    const text = content.filter((b) => b.type === 'text');
+    if (text.length > 0) await emit(sessionId, assistantKey(turn), 'assistant', { content: text, model });
+    const toolUses: ToolUseRef[] = [];
+    for (const b of content) {
+      if (b.type !== 'tool_use') continue;
+      const input = (b.input ?? {}) as Record<string, unknown>;
+      await emit(sessionId, `tool_use-${b.id}`, 'tool_use', { id: b.id, name: b.name, input });
+      toolUses.push({
+        id: String(b.id),
+        name: String(b.name),
+        ...(b.name === 'Bash' && typeof input.command === 'string' ? { command: input.command } : {}),
+      });
+    }
+    const u = await modelUsageFor(db, sessionId, assistantKey(turn));
+    await emit(sessionId, `usage-${turn}`, 'usage_delta', {
+      model,
+      input_tokens: u.inputTokens,
+      output_tokens: u.outputTokens,
+      cost_usd: u.costUsd,
+    });
+    return { toolUses, ...u };
+  }
+}

@@ -1,0 +1,96 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { getMessage } from '../store/conversation';
+import { markRunning, setActivity } from '../store/sessions';
+import { recordBillingPeriods } from '../store/metering';
+import { SandboxGoneError } from './docker-sandbox';
+import { runSandboxTool } from './tools';
+import { sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+
+/** Activities that touch the container: they run on the task queue of the Docker host holding it. */
+export function createSandboxActivities({ db, sandboxes, config, log, hostId }: ActivityDeps) {
+  const store = sessionStore(db);
+  const periodIndex = (createdAt: string, periodSeconds: number) =>
+    Math.floor((Date.now() - Date.parse(createdAt)) / (periodSeconds * 1000));
+
+  return {
+    async provisionSandbox({ sessionId }: { sessionId: string }) {
+      const session = await store.sessionOrFail(sessionId);
+      const image = await sandboxes.docker.getImage(config.runnerImage).inspect().catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return undefined;
+        throw err;
+      });
+      if (!image) {
+        throw ApplicationFailure.nonRetryable(`the runner image ${config.runnerImage} is not on this Docker host`, 'RunnerImageMissing');
+      }
+      const info = await sandboxes.provision({
+        sessionId,
+        image: config.runnerImage,
+        env: session.profile.environment ?? {},
+        network: session.profile.network_access === true,
+        cpus: config.sandbox.cpus,
+        memoryMb: config.sandbox.memoryMb,
+        pidsLimit: config.sandbox.pidsLimit,
+      });
+      await markRunning(db, sessionId, { containerId: info.containerId, host: hostId });
+      await store.emit(sessionId, 'status-running', 'session_status', { status: 'running' });
+      await store.emit(sessionId, 'system-init', 'system', {
+        subtype: 'init',
+        message: 'Working directory: /workspace',
+        model: session.model,
+      });
+      log.info({ sessionId, container: info.containerId.slice(0, 12) }, 'sandbox ready');
+      return { ...info, hostId };
+    },
+
+    async runTool(p: { sessionId: string; containerId: string; turn: number; toolUseId: string }) {
+      const existing = await getMessage(db, p.sessionId, `tool_result-${p.toolUseId}`);
+      if (existing) return { isError: existing.content[0]?.is_error === true };
+      const use = await store.storedToolUse(p.sessionId, p.turn, p.toolUseId);
+      await setActivity(db, p.sessionId, 'running_tool');
+      const ctx = Context.current();
+      let outcome;
+      try {
+        outcome = await withHeartbeat(() =>
+          runSandboxTool(sandboxes, p.containerId, use.name, use.input ?? {}, {
+            defaultTimeoutMs: config.tools.defaultTimeoutSeconds * 1000,
+            maxTimeoutMs: config.tools.maxTimeoutSeconds * 1000,
+            outputLimitBytes: config.tools.outputLimitBytes,
+          }, ctx.cancellationSignal),
+        );
+      } catch (err) {
+        if (err instanceof SandboxGoneError) throw ApplicationFailure.nonRetryable(err.message, 'SandboxGone');
+        throw err;
+      }
+      ctx.cancellationSignal.throwIfAborted();
+      await store.storeToolResult(p.sessionId, p.toolUseId, outcome.content, outcome.isError);
+      return { isError: outcome.isError };
+    },
+
+    /** Records every billing period started so far and reports whether the sandbox is still there. */
+    async sandboxTick(p: { sessionId: string; containerId: string; createdAt: string; periodSeconds: number; billedThrough: number }) {
+      const alive = await sandboxes.isRunning(p.containerId);
+      const current = periodIndex(p.createdAt, p.periodSeconds);
+      await recordBillingPeriods(db, { ...p, sandboxStartedAt: p.createdAt, fromIndex: p.billedThrough + 1, toIndex: current });
+      return { alive, billedThrough: Math.max(p.billedThrough, current) };
+    },
+
+    async cleanupSandbox(p: { sessionId: string; createdAt?: string; periodSeconds: number; billedThrough: number }) {
+      const { removed } = await sandboxes.destroy(p.sessionId);
+      // The final periods: everything started before the sandbox was gone.
+      if (p.createdAt) {
+        const last = periodIndex(p.createdAt, p.periodSeconds);
+        await recordBillingPeriods(db, {
+          sessionId: p.sessionId,
+          sandboxStartedAt: p.createdAt,
+          periodSeconds: p.periodSeconds,
+          fromIndex: p.billedThrough + 1,
+          toIndex: last,
+        });
+      }
+      log.info({ sessionId: p.sessionId, removed }, 'sandbox removed');
+      return { removed };
+    },
+
+  };
+}
