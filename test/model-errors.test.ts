@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { startHarness, sessionContainers, TEST_KEY, type Harness } from './support/harness';
+import { sessionContainers, TEST_KEY, type Harness, useHarness } from './support/harness';
 import { apiError, text, toolUse, type ErrorReply } from './support/fake-anthropic';
 import { getSession } from '../store/sessions';
 import type { StoredEvent } from '../store/events';
@@ -43,14 +43,7 @@ async function historyText(h: Harness, sessionId: string): Promise<string> {
 }
 
 describe('model API errors', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  beforeEach(() => h.fake.reset());
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness();
 
   describe('transient errors are retried and the answer arrives once', () => {
     it.each<[string, ErrorReply]>([

@@ -1,4 +1,4 @@
-import { startHarness, sessionContainers, type Harness } from './support/harness';
+import { sessionContainers, type Harness, useHarness } from './support/harness';
 import { text, toolUse, type RecordedRequest } from './support/fake-anthropic';
 import { DockerSandboxes } from '../activities/docker-sandbox';
 import { WorkflowUpdateFailedError } from '../api/session-service';
@@ -67,14 +67,7 @@ async function updateError(p: Promise<unknown>): Promise<Error> {
 const messageOf = (err: Error): string => `${err.message} ${(err as { cause?: Error }).cause?.message ?? ''}`;
 
 describe('tool approvals on the real stack', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
-  beforeEach(() => h.fake.reset());
+  const h = useHarness();
 
   it('asks before a Bash call no rule allows, shows the pending request in the status, and runs it on "y"', async () => {
     const command = 'echo approved-output && id -u';
@@ -323,13 +316,7 @@ describe('tool approvals on the real stack', () => {
 });
 
 describe('an approval nobody answers', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { APPROVAL_TIMEOUT_SECONDS: '4' } });
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness({ env: { APPROVAL_TIMEOUT_SECONDS: '4' } });
 
   it('ends the session as failed after the approval timeout and removes the container', async () => {
     h.fake.enqueue(toolUse('Bash', { command: 'echo never-approved' }, { id: 'toolu_timeout' }));

@@ -1,17 +1,11 @@
-import { startHarness, sessionContainers, type Harness } from './support/harness';
+import { sessionContainers, useHarness } from './support/harness';
 import { text, toolUse } from './support/fake-anthropic';
 import { billedPeriods } from '../store/metering';
 import { getSession } from '../store/sessions';
 import { sandboxTaskQueue, sessionWorkflowId } from '../workflows/messages';
 
 describe('a session on the real stack', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness();
 
   it('runs Bash, Write and Read inside the sandbox, reports a result and removes the container', async () => {
     h.fake.enqueue(

@@ -1,4 +1,4 @@
-import { startHarness, TEST_KEY, type Harness } from './support/harness';
+import { TEST_KEY, useHarness } from './support/harness';
 import { text } from './support/fake-anthropic';
 import { sessionWorkflowId } from '../workflows/messages';
 
@@ -8,13 +8,7 @@ import { sessionWorkflowId } from '../workflows/messages';
  * losing a prompt or a word of the conversation.
  */
 describe('session history', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness();
 
   it('keeps prompts and keys out of history and is findable by search attributes', async () => {
     const secretPrompt = 'investigate host alpha-7 with passphrase correct-horse-battery';

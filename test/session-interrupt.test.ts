@@ -1,4 +1,4 @@
-import { startHarness, sessionContainers, type Harness } from './support/harness';
+import { sessionContainers, type Harness, useHarness } from './support/harness';
 import { message, text, toolUse, type RecordedRequest } from './support/fake-anthropic';
 import { DockerSandboxes } from '../activities/docker-sandbox';
 import type { StoredEvent } from '../store/events';
@@ -54,14 +54,7 @@ async function endSession(h: Harness, sessionId: string) {
 }
 
 describe('interrupting a session', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
-  beforeEach(() => h.fake.reset());
+  const h = useHarness();
 
   it('stops a slow model stream, reports an interrupted result, and answers the next prompt', async () => {
     const story = 'Once upon a time '.repeat(200);

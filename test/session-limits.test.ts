@@ -1,4 +1,4 @@
-import { startHarness, sessionContainers, type Harness } from './support/harness';
+import { sessionContainers, type Harness, useHarness } from './support/harness';
 import { message, text, toolUse } from './support/fake-anthropic';
 import { billedPeriods } from '../store/metering';
 import { getSession, type SessionRow } from '../store/sessions';
@@ -47,14 +47,7 @@ const waitRunning = (h: Harness, sessionId: string) =>
 const seconds = (row: SessionRow) => (Date.parse(row.terminated_at!) - Date.parse(row.created_at)) / 1000;
 
 describe('session limits, termination and billing', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  beforeEach(() => h.fake.reset());
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness();
 
   describe('max_turns', () => {
     it('stops a model that keeps calling tools after exactly max_turns model requests', async () => {
@@ -274,13 +267,7 @@ describe('session limits, termination and billing', () => {
 });
 
 describe('MAX_TTL_SECONDS caps a longer ttl_seconds', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({ env: { MAX_TTL_SECONDS: '3' } });
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness({ env: { MAX_TTL_SECONDS: '3' } });
 
   it.each([undefined, 3600])('ttl_seconds %p ends as max_duration_exceeded after the cap', async (ttl) => {
     const sessionId = await h.startSession({ profile: { ...BYPASS, ...(ttl ? { ttl_seconds: ttl } : {}) } });

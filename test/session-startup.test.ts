@@ -1,7 +1,7 @@
 import net from 'node:net';
 import Docker from 'dockerode';
 import { NativeConnection } from '@temporalio/worker';
-import { startHarness, type Harness } from './support/harness';
+import { startHarness, type Harness, useHarness } from './support/harness';
 import { text } from './support/fake-anthropic';
 import { createWorkers, type SessionWorkers } from '../worker/worker';
 import { createLogger } from '../lib/log';
@@ -55,13 +55,7 @@ describe('session start', () => {
   });
 
   describe('with a runner image that is not on the host', () => {
-    let h: Harness;
-    beforeAll(async () => {
-      h = await startHarness({ env: { RUNNER_IMAGE: 'ai-sessions-runner:does-not-exist' } });
-    });
-    afterAll(async () => {
-      await h?.close();
-    });
+    const h = useHarness({ env: { RUNNER_IMAGE: 'ai-sessions-runner:does-not-exist' } });
 
     it('fails at once with a message naming the image', async () => {
       const sessionId = await h.startSession({ prompt: 'hello' });
@@ -72,13 +66,7 @@ describe('session start', () => {
   });
 
   describe('streaming', () => {
-    let h: Harness;
-    beforeAll(async () => {
-      h = await startHarness();
-    });
-    afterAll(async () => {
-      await h?.close();
-    });
+    const h = useHarness();
 
     it('publishes text deltas live, tagged with message, block and attempt, and stores the whole message', async () => {
       const deltas: TextDelta[] = [];

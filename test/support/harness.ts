@@ -180,6 +180,28 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   return h;
 }
 
+/**
+ * The harness for a describe block: started before its tests, the model
+ * stand-in reset before each, everything closed after. Reads go to the live
+ * harness, so the returned object can be used like one.
+ */
+export function useHarness(opts: HarnessOptions = {}): Harness {
+  let current: Harness | undefined;
+  beforeAll(async () => {
+    current = await startHarness(opts);
+  });
+  beforeEach(() => current?.fake.reset());
+  afterAll(async () => {
+    await current?.close();
+  });
+  return new Proxy({} as Harness, {
+    get(_target, key) {
+      if (!current) throw new Error('the harness is used before beforeAll started it');
+      return current[key as keyof Harness];
+    },
+  });
+}
+
 /** Containers the platform created for a session, running or not. */
 export async function sessionContainers(docker: Docker, sessionId: string) {
   return docker.listContainers({ all: true, filters: { label: [`ai-sessions.session=${sessionId}`] } });
