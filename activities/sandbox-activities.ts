@@ -67,8 +67,8 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId }: 
       return { isError: outcome.isError };
     },
 
-    /** Records every billing period started so far and reports whether the sandbox is still there. */
-    async sandboxTick(p: { sessionId: string; containerId: string; createdAt: string; periodSeconds: number; billedThrough: number }) {
+    /** Records every billing period started so far, and reports whether the sandbox is still there. */
+    async recordUsage(p: { sessionId: string; containerId: string; createdAt: string; periodSeconds: number; billedThrough: number }) {
       const alive = await sandboxes.isRunning(p.containerId);
       const current = periodIndex(p.createdAt, p.periodSeconds);
       await recordBillingPeriods(db, { ...p, sandboxStartedAt: p.createdAt, fromIndex: p.billedThrough + 1, toIndex: current });

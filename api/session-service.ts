@@ -68,7 +68,9 @@ export class SessionService {
     });
     const input: SessionInput = {
       sessionId,
+      owner: { type: p.ownerType, id: p.ownerId, ...(p.orgId ? { orgId: p.orgId } : {}) },
       trigger: p.trigger,
+      credentialRef: p.credentialId,
       rules: permissionRules(p.profile, p.trigger),
       limits: {
         maxTurns: p.profile.max_turns,

@@ -43,7 +43,7 @@ describe('a session on the real stack', () => {
     const history = await h.client.workflow.getHandle(sessionWorkflowId(sessionId)).fetchHistory();
     const scheduled = (history.events ?? [])
       .map((e) => e.activityTaskScheduledEventAttributes)
-      .filter((a) => a && ['runTool', 'sandboxTick', 'cleanupSandbox'].includes(a.activityType?.name ?? ''));
+      .filter((a) => a && ['runTool', 'recordUsage', 'cleanupSandbox'].includes(a.activityType?.name ?? ''));
     expect(scheduled.length).toBeGreaterThanOrEqual(5);
     for (const a of scheduled) expect(a!.taskQueue?.name).toBe(sandboxTaskQueue(h.config.temporal.taskQueue, row!.sandbox_host!));
     expect(row!.sandbox_host).toBe(h.config.docker.hostId);

@@ -1,6 +1,6 @@
-import { startHarness, sessionContainers, type Harness } from './support/harness';
+import { startHarness, sessionContainers, TEST_KEY, type Harness } from './support/harness';
 import { runEntry, type Proc } from './support/processes';
-import { text, toolUse } from './support/fake-anthropic';
+import { apiError, text, toolUse } from './support/fake-anthropic';
 import { billedPeriods } from '../store/metering';
 import { getSession } from '../store/sessions';
 
@@ -13,7 +13,7 @@ describe('a worker killed mid-turn', () => {
   let h: Harness;
   const procs: Proc[] = [];
   const startWorker = async () => {
-    const p = runEntry('worker/main.ts', h.env);
+    const p = runEntry('worker/main.ts', { ...h.env, LOG_LEVEL: 'debug' });
     procs.push(p);
     await p.waitFor('worker running');
     return p;
@@ -31,6 +31,8 @@ describe('a worker killed mid-turn', () => {
   it('completes on a new worker with every event once and exact billing', async () => {
     const first = await startWorker();
     h.fake.enqueue(
+      // A misbehaving upstream that echoes the key: the worker logs the error, never the key.
+      apiError(500, { message: `upstream rejected key ${TEST_KEY}` }),
       toolUse('Bash', { command: 'sleep 4; echo slept >> /workspace/runs.txt; cat /workspace/runs.txt' }),
       text('Finished after the crash.'),
     );
@@ -67,5 +69,9 @@ describe('a worker killed mid-turn', () => {
     expect(periods.length).toBeGreaterThanOrEqual(Math.floor(lived / periodMs));
     expect(periods.length).toBeLessThanOrEqual(Math.floor(lived / periodMs) + 1);
     expect(await sessionContainers(h.docker, sessionId)).toHaveLength(0);
+
+    const logs = procs.map((p) => p.output()).join('\n');
+    expect(logs).toContain('sk-ant-[redacted]');
+    expect(logs).not.toContain(TEST_KEY);
   });
 });

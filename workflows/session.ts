@@ -264,7 +264,7 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
     const periodMs = timings.billingSeconds * 1000;
     while (!end && s.sandbox) {
       try {
-        const r = await onSandbox(s.sandbox.hostId).sandboxTick({
+        const r = await onSandbox(s.sandbox.hostId).recordUsage({
           sessionId,
           containerId: s.sandbox.containerId,
           createdAt: s.sandbox.createdAt,

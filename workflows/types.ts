@@ -17,7 +17,10 @@ export interface SessionTimings {
 /** Workflow input: policy and references only. Prompts, profile secrets and keys stay in the store. */
 export interface SessionInput {
   sessionId: string;
+  owner: { type: 'user' | 'org'; id: string; orgId?: string };
   trigger: 'user' | 'dr';
+  /** The stored model credential the activities decrypt; never the key itself. */
+  credentialRef: string;
   rules: PermissionRules;
   limits: { maxTurns?: number; maxBudgetUsd?: number; ttlSeconds?: number; oneShot: boolean };
   initialPromptRef?: string;
