@@ -37,9 +37,12 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# The pid file can outlive its process (a killed engine) or name a zombie or a reused pid.
 dockerd_running() {
   local pid
-  pid="$(cat /var/run/docker.pid 2>/dev/null)" && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  pid="$(cat /var/run/docker.pid 2>/dev/null)" && [ -n "$pid" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "dockerd" ] || return 1
+  ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$pid/stat" 2>/dev/null
 }
 
 # True when the engine we talk to is on this host (no DOCKER_HOST, or a unix socket).
