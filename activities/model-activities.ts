@@ -25,7 +25,7 @@ export interface ModelTurn {
 }
 
 /** One model turn: streamed, stored under the turn's key, announced as events. */
-export function createModelActivities({ db, config, log }: ActivityDeps) {
+export function createModelActivities({ db, config, log, keyring }: ActivityDeps) {
   const { emit, sessionOrFail } = sessionStore(db);
 
   return {
@@ -35,7 +35,7 @@ export function createModelActivities({ db, config, log }: ActivityDeps) {
       let message = await getMessage(db, sessionId, key);
       if (!message) {
         if (!session.credential_id) throw ApplicationFailure.nonRetryable('session has no model credential', 'ModelAuthError');
-        const credential = await getCredential(db, session.credential_id);
+        const credential = await getCredential(db, keyring, session.credential_id);
         if (!credential) throw ApplicationFailure.nonRetryable('the model credential was deleted', 'ModelAuthError');
         const final = await streamModel(modelClient(credential, config.model.baseURL), session, turn);
         const content = final.content as unknown as ContentBlock[];

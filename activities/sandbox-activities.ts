@@ -1,14 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { getMessage } from '../store/conversation';
-import { markRunning, setActivity } from '../store/sessions';
+import { markRunning, sessionProfile, setActivity } from '../store/sessions';
 import { recordBillingPeriods } from '../store/metering';
 import { SandboxGoneError } from './docker-sandbox';
 import { runSandboxTool } from './tools';
 import { sessionStore, withHeartbeat, type ActivityDeps } from './shared';
 
 /** Activities that touch the container: they run on the task queue of the Docker host holding it. */
-export function createSandboxActivities({ db, sandboxes, config, log, hostId }: ActivityDeps) {
+export function createSandboxActivities({ db, sandboxes, config, log, hostId, keyring }: ActivityDeps) {
   const store = sessionStore(db);
   const periodIndex = (createdAt: string, periodSeconds: number) =>
     Math.floor((Date.now() - Date.parse(createdAt)) / (periodSeconds * 1000));
@@ -16,6 +16,7 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId }: 
   return {
     async provisionSandbox({ sessionId }: { sessionId: string }) {
       const session = await store.sessionOrFail(sessionId);
+      const profile = (await sessionProfile(db, keyring, sessionId)) ?? session.profile;
       const image = await sandboxes.docker.getImage(config.runnerImage).inspect().catch((err: { statusCode?: number }) => {
         if (err.statusCode === 404) return undefined;
         throw err;
@@ -26,8 +27,8 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId }: 
       const info = await sandboxes.provision({
         sessionId,
         image: config.runnerImage,
-        env: session.profile.environment ?? {},
-        network: session.profile.network_access === true,
+        env: profile.environment ?? {},
+        network: profile.network_access === true,
         cpus: config.sandbox.cpus,
         memoryMb: config.sandbox.memoryMb,
         pidsLimit: config.sandbox.pidsLimit,

@@ -7,12 +7,15 @@ import { appendEvent, type EventType } from '../store/events';
 import { appendMessage, getMessage, type ContentBlock } from '../store/conversation';
 import { getSession } from '../store/sessions';
 import type { DockerSandboxes } from './docker-sandbox';
+import type { Keyring } from '../store/encryption';
 
 export interface ActivityDeps {
   db: Db;
   sandboxes: DockerSandboxes;
   config: Config;
   log: Logger;
+  /** Opens sealed credentials and profile secrets. */
+  keyring: Keyring;
   /** The Docker host this worker drives; sandbox activities for it run on its own task queue. */
   hostId: string;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import type { Db } from '../store/db';
+import type { Keyring } from '../store/encryption';
 import { createSession, deleteText, getSession, putText } from '../store/sessions';
 import { permissionRules, type SessionProfile } from '../lib/profile';
 import type { SessionInput } from '../workflows/session';
@@ -41,7 +42,7 @@ export interface StartSessionParams {
  */
 export class SessionService {
   constructor(
-    private readonly deps: { db: Db; client: Client; config: Config },
+    private readonly deps: { db: Db; client: Client; config: Config; keyring: Keyring },
   ) {}
 
   async start(p: StartSessionParams): Promise<{ sessionId: string; workflowId: string }> {
@@ -52,7 +53,7 @@ export class SessionService {
     const oneShot = p.profile.one_shot ?? p.trigger === 'dr';
     let initialPromptRef: string | undefined;
     await db.transaction(async (tx) => {
-      await createSession(tx, {
+      await createSession(tx, this.deps.keyring, {
         id: sessionId,
         ownerType: p.ownerType,
         ownerId: p.ownerId,

@@ -11,6 +11,7 @@ import { findTemporalCli } from '../infra/temporal-cli';
 import { startDevServer, type DevServer } from '../infra/temporal-dev-server';
 import { ensureSearchAttributes } from '../infra/search-attributes';
 import { ensureRunnerImage } from '../infra/runner-image';
+import { loadSecrets } from '../infra/secrets';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
 
 /**
@@ -22,6 +23,7 @@ async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'ai-sessions');
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const secrets = loadSecrets(config, log);
 
   const docker = new Docker();
   await docker.ping().catch((err: Error) => {
@@ -56,7 +58,7 @@ async function main() {
 
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
   const workerConnection = await NativeConnection.connect({ address });
-  const workers = await createWorkers({ config, connection: workerConnection, db, log, docker });
+  const workers = await createWorkers({ config, connection: workerConnection, db, log, docker, keyring: secrets.keyring });
   const running = workers.run();
   const web = await startWebServer(createApp({ db, client, docker, log, version: config.version }), config.port);
 

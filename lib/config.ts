@@ -46,6 +46,29 @@ const EnvSchema = z.object({
   SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
   SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).default(1024),
   SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(16).default(256),
+  AUTH_JWT_SECRET: optionalString,
+  AUTH_JWKS_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), {
+    message: 'must be an http:// or https:// URL',
+  }),
+  AUTH_ISSUER: optionalString,
+  AUTH_AUDIENCE: optionalString,
+  MASTER_KEY: optionalString,
+  MASTER_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('k1'),
+  /** Retired master keys, still needed to open records not yet re-wrapped: "id:base64key,id:base64key". */
+  MASTER_KEYS_RETIRED: optionalString,
+  REGISTRATION_EMAIL_DOMAINS: optionalString,
+  MAX_CONCURRENT_SESSIONS: z.coerce.number().int().min(1).default(10),
+  MAX_PROFILES: z.coerce.number().int().min(2).default(10),
+  RATE_LIMIT_WINDOW_SECONDS: seconds(60),
+  RATE_LIMIT_REGISTRATIONS: z.coerce.number().int().min(1).default(10),
+  RATE_LIMIT_SESSION_CREATES: z.coerce.number().int().min(1).default(10),
+  RATE_LIMIT_PROMPTS: z.coerce.number().int().min(1).default(60),
+  RATE_LIMIT_UPLOADS: z.coerce.number().int().min(1).default(10),
+  WS_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(100),
+  WS_PING_SECONDS: seconds(30),
+  WS_IDLE_SECONDS: seconds(60),
+  WS_REPLAY_SECONDS: seconds(60),
+  WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -86,6 +109,36 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       defaultTimeoutSeconds: env.TOOL_TIMEOUT_SECONDS,
       maxTimeoutSeconds: env.TOOL_MAX_TIMEOUT_SECONDS,
       outputLimitBytes: env.TOOL_OUTPUT_LIMIT_BYTES,
+    },
+    auth: {
+      jwtSecret: env.AUTH_JWT_SECRET,
+      jwksUrl: env.AUTH_JWKS_URL,
+      issuer: env.AUTH_ISSUER,
+      audience: env.AUTH_AUDIENCE,
+    },
+    encryption: {
+      masterKey: env.MASTER_KEY,
+      masterKeyId: env.MASTER_KEY_ID,
+      retiredKeys: env.MASTER_KEYS_RETIRED,
+    },
+    registration: {
+      emailDomains: env.REGISTRATION_EMAIL_DOMAINS?.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean),
+    },
+    limits: {
+      maxConcurrentSessions: env.MAX_CONCURRENT_SESSIONS,
+      maxProfiles: env.MAX_PROFILES,
+      rateWindowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
+      registrations: env.RATE_LIMIT_REGISTRATIONS,
+      sessionCreates: env.RATE_LIMIT_SESSION_CREATES,
+      prompts: env.RATE_LIMIT_PROMPTS,
+      uploads: env.RATE_LIMIT_UPLOADS,
+    },
+    ws: {
+      messagesPerSecond: env.WS_MESSAGES_PER_SECOND,
+      pingSeconds: env.WS_PING_SECONDS,
+      idleSeconds: env.WS_IDLE_SECONDS,
+      replaySeconds: env.WS_REPLAY_SECONDS,
+      maxMessageBytes: env.WS_MAX_MESSAGE_BYTES,
     },
     sandbox: {
       cpus: env.SANDBOX_CPUS,

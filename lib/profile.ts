@@ -72,3 +72,75 @@ export function parseProfile(input: unknown): SessionProfile {
 export class ProfileError extends Error {
   override name = 'ProfileError';
 }
+
+/** What a reader sees in place of a secret value; writing it back keeps the stored value. */
+export const MASKED = '********';
+
+/** The secret values of a profile: environment values and MCP header/env values. */
+export interface ProfileSecrets {
+  environment?: Record<string, string>;
+  mcp?: Record<string, { headers?: Record<string, string>; env?: Record<string, string> }>;
+}
+
+const mask = (values: Record<string, string> | undefined) =>
+  values && Object.fromEntries(Object.keys(values).map((k) => [k, MASKED]));
+
+/** Splits a profile into what may be shown and stored plainly, and what must be sealed. */
+export function splitSecrets(profile: SessionProfile): { settings: SessionProfile; secrets?: ProfileSecrets } {
+  const secrets: ProfileSecrets = {};
+  const settings: SessionProfile = { ...profile };
+  if (profile.environment && Object.keys(profile.environment).length > 0) {
+    secrets.environment = profile.environment;
+    settings.environment = mask(profile.environment);
+  }
+  if (profile.mcp_servers) {
+    settings.mcp_servers = {};
+    for (const [name, server] of Object.entries(profile.mcp_servers)) {
+      const values = server.type === 'http' ? { headers: server.headers } : { env: server.env };
+      if (values.headers || values.env) (secrets.mcp ??= {})[name] = values;
+      settings.mcp_servers[name] =
+        server.type === 'http'
+          ? { ...server, ...(server.headers ? { headers: mask(server.headers) } : {}) }
+          : { ...server, ...(server.env ? { env: mask(server.env) } : {}) };
+    }
+  }
+  return { settings, secrets: secrets.environment || secrets.mcp ? secrets : undefined };
+}
+
+/** The whole profile again, for the activities that need the values. */
+export function joinSecrets(settings: SessionProfile, secrets: ProfileSecrets | undefined): SessionProfile {
+  if (!secrets) return settings;
+  const profile: SessionProfile = { ...settings };
+  if (secrets.environment) profile.environment = secrets.environment;
+  if (settings.mcp_servers) {
+    profile.mcp_servers = Object.fromEntries(
+      Object.entries(settings.mcp_servers).map(([name, server]) => {
+        const s = secrets.mcp?.[name];
+        if (server.type === 'http') return [name, s?.headers ? { ...server, headers: s.headers } : server];
+        return [name, s?.env ? { ...server, env: s.env } : server];
+      }),
+    );
+  }
+  return profile;
+}
+
+/**
+ * An update's secret values: a masked value keeps what was stored under that
+ * name, so a profile read and written back loses nothing.
+ */
+export function keepMaskedSecrets(incoming: SessionProfile, stored: ProfileSecrets | undefined): SessionProfile {
+  const keep = (values: Record<string, string> | undefined, old: Record<string, string> | undefined) =>
+    values && Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v === MASKED && old?.[k] !== undefined ? old[k] : v]));
+  const result: SessionProfile = { ...incoming, environment: keep(incoming.environment, stored?.environment) };
+  if (incoming.environment === undefined) delete result.environment;
+  if (incoming.mcp_servers) {
+    result.mcp_servers = Object.fromEntries(
+      Object.entries(incoming.mcp_servers).map(([name, server]) => {
+        const old = stored?.mcp?.[name];
+        if (server.type === 'http') return [name, server.headers ? { ...server, headers: keep(server.headers, old?.headers) } : server];
+        return [name, server.env ? { ...server, env: keep(server.env, old?.env) } : server];
+      }),
+    );
+  }
+  return result;
+}

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, Queryable } from './db';
-import type { SessionProfile } from '../lib/profile';
+import { joinSecrets, splitSecrets, type ProfileSecrets, type SessionProfile } from '../lib/profile';
+import { open, seal, type Keyring } from './encryption';
 
 export type SessionStatus = 'starting' | 'running' | 'ended';
 
@@ -41,13 +42,27 @@ export interface NewSession {
   workflowId: string;
 }
 
-export async function createSession(db: Queryable, s: NewSession): Promise<void> {
+/** Stores the session; secret profile values are sealed, the rest stays readable. */
+export async function createSession(db: Queryable, keyring: Keyring, s: NewSession): Promise<void> {
+  const { settings, secrets } = splitSecrets(s.profile);
   await db.query(
-    `INSERT INTO sessions (id, owner_type, owner_id, org_id, trigger, name, model, profile, credential_id, workflow_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    `INSERT INTO sessions (id, owner_type, owner_id, org_id, trigger, name, model, profile, sealed_secrets, credential_id, workflow_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     [s.id, s.ownerType, s.ownerId, s.orgId ?? null, s.trigger, s.name ?? null, s.model,
-      JSON.stringify(s.profile), s.credentialId ?? null, s.workflowId],
+      JSON.stringify(settings), secrets ? seal(keyring, JSON.stringify(secrets)) : null, s.credentialId ?? null, s.workflowId],
   );
+}
+
+/** The session's whole profile, secret values included: for the activities that pass them on. */
+export async function sessionProfile(db: Queryable, keyring: Keyring, id: string): Promise<SessionProfile | undefined> {
+  const { rows } = await db.query<{ profile: SessionProfile; sealed_secrets: string | null }>(
+    'SELECT profile, sealed_secrets FROM sessions WHERE id = $1',
+    [id],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  const secrets = r.sealed_secrets ? (JSON.parse(open(keyring, r.sealed_secrets)) as ProfileSecrets) : undefined;
+  return joinSecrets(r.profile, secrets);
 }
 
 function toIso(v: unknown): string | null {
@@ -117,26 +132,31 @@ export async function getText(db: Queryable, id: string): Promise<string> {
   return rows[0].body;
 }
 
+export type CredentialType = 'api_key' | 'oauth_token';
+
+/** Stores a model credential sealed; the plaintext never rests in the store. */
 export async function putCredential(
   db: Queryable,
-  c: { ownerId: string; type: 'api_key' | 'oauth_token'; secret: string },
+  keyring: Keyring,
+  c: { ownerId: string; type: CredentialType; secret: string; provider?: string },
 ): Promise<string> {
   const id = `cred_${randomUUID()}`;
-  await db.query('INSERT INTO credentials (id, owner_id, type, secret) VALUES ($1, $2, $3, $4)', [
-    id, c.ownerId, c.type, c.secret,
+  await db.query('INSERT INTO credentials (id, owner_id, type, secret, provider) VALUES ($1, $2, $3, $4, $5)', [
+    id, c.ownerId, c.type, seal(keyring, c.secret), c.provider ?? 'anthropic',
   ]);
   return id;
 }
 
 export async function getCredential(
   db: Queryable,
+  keyring: Keyring,
   id: string,
-): Promise<{ type: 'api_key' | 'oauth_token'; secret: string } | undefined> {
-  const { rows } = await db.query<{ type: 'api_key' | 'oauth_token'; secret: string }>(
+): Promise<{ type: CredentialType; secret: string } | undefined> {
+  const { rows } = await db.query<{ type: CredentialType; secret: string }>(
     'SELECT type, secret FROM credentials WHERE id = $1',
     [id],
   );
-  return rows[0];
+  return rows[0] && { type: rows[0].type, secret: open(keyring, rows[0].secret) };
 }
 
 export async function activeSessionsWithSandbox(db: Db): Promise<Array<{ id: string; container_id: string }>> {

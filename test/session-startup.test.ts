@@ -28,6 +28,7 @@ describe('session start', () => {
         connection: nc,
         db: h.db,
         log: createLogger('silent'),
+        keyring: h.keyring,
         docker: new Docker({ host: '127.0.0.1', port, protocol: 'http' }),
         workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
       });

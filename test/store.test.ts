@@ -5,6 +5,9 @@ import { appendEvent, DELTAS_CHANNEL, EVENTS_CHANNEL, listEvents, publishDelta }
 import { appendMessage, getMessage, loadConversation } from '../store/conversation';
 import { billedPeriods, recordBillingPeriods, recordModelUsage, sessionTotals } from '../store/metering';
 import { freshPostgres } from './support/harness';
+import { loadKeyring } from '../store/encryption';
+
+const { keyring } = loadKeyring({ masterKey: 'ab'.repeat(32), masterKeyId: 'test' }, '/nonexistent-data-dir');
 
 /** The store on both backends: PGlite in memory and a throwaway PostgreSQL database. */
 
@@ -36,7 +39,7 @@ describe.each(['pglite', 'postgres'] as const)('the store on %s', (kind) => {
 
   async function newSession(): Promise<string> {
     const id = randomUUID();
-    await createSession(db, {
+    await createSession(db, keyring, {
       id,
       ownerType: 'user',
       ownerId: 'user-1',

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { freePort } from './support/global-setup';
@@ -10,6 +10,7 @@ import { runEntry, type Proc } from './support/processes';
 import { FakeAnthropic, text, toolUse } from './support/fake-anthropic';
 import { loadConfig } from '../lib/config';
 import { openDb, type Db } from '../store/db';
+import { loadKeyring, type Keyring } from '../store/encryption';
 import { putCredential, getSession } from '../store/sessions';
 import { listEvents } from '../store/events';
 import { billedPeriods } from '../store/metering';
@@ -75,6 +76,8 @@ describe('the whole system (bin/start.ts)', () => {
     expect(system!.output()).toContain(`Web UI: http://127.0.0.1:${env.TEMPORAL_UI_PORT}`);
     expect(fs.existsSync(path.join(dataDir, 'temporal.sqlite'))).toBe(true);
     expect(fs.existsSync(path.join(dataDir, 'pglite'))).toBe(true);
+    // With no MASTER_KEY or JWT secret configured, both are generated into the data directory, owner-only.
+    for (const f of ['master.key', 'jwt.secret']) expect(fs.statSync(path.join(dataDir, f)).mode & 0o077).toBe(0);
 
     expect(await stop()).toBe(0);
     await expect(fetch(`${gateway}/healthz`)).rejects.toThrow();
@@ -97,12 +100,18 @@ describe('the whole system (bin/start.ts)', () => {
     let connection: Connection;
     let service: SessionService;
     let credentialId: string;
+    let keyring: Keyring;
 
     beforeAll(async () => {
       pg = await freshPostgres();
-      env = { ...env, DATABASE_URL: pg.url };
+      const shared = { DATABASE_URL: pg.url, MASTER_KEY: randomBytes(32).toString('base64'), AUTH_JWT_SECRET: 'system-test-secret' };
+      const refused = runEntry('bin/start.ts', { ...env, DATABASE_URL: pg.url });
+      expect(await refused.exited).toBe(1);
+      expect(refused.output()).toMatch(/with DATABASE_URL set, MASTER_KEY and AUTH_JWT_SECRET or AUTH_JWKS_URL must be configured/);
+      env = { ...env, ...shared };
+      keyring = loadKeyring(loadConfig(env).encryption, dataDir).keyring;
       db = await openDb({ databaseUrl: pg.url });
-      credentialId = await putCredential(db, { ownerId: 'u1', type: 'api_key', secret: TEST_KEY });
+      credentialId = await putCredential(db, keyring, { ownerId: 'u1', type: 'api_key', secret: TEST_KEY });
     });
     afterAll(async () => {
       await connection?.close();
@@ -114,7 +123,7 @@ describe('the whole system (bin/start.ts)', () => {
       await start();
       connection = await Connection.connect({ address: `127.0.0.1:${env.TEMPORAL_PORT}` });
       const config = loadConfig(env);
-      service = new SessionService({ db, client: new Client({ connection }), config });
+      service = new SessionService({ db, client: new Client({ connection }), config, keyring });
       const startUser = () =>
         service.start({ ownerType: 'user', ownerId: 'u1', trigger: 'user', profile: { permission_mode: 'bypassPermissions' }, credentialId });
 

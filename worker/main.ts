@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
 import { ensureRunnerImage } from '../infra/runner-image';
+import { loadSecrets } from '../infra/secrets';
 import { createWorkers } from './worker';
 
 /**
@@ -16,13 +17,14 @@ async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'worker');
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const { keyring } = loadSecrets(config, log);
   if (!config.databaseUrl) log.warn('DATABASE_URL is unset: this worker uses PGlite in DATA_DIR, which no other process can share');
   const docker = new Docker();
   await ensureRunnerImage(docker, config.runnerImage, config.version, log);
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.port}`;
   const connection = await NativeConnection.connect({ address });
-  const workers = await createWorkers({ config, connection, db, log, docker });
+  const workers = await createWorkers({ config, connection, db, log, docker, keyring });
   console.log(`worker running: temporal ${address}, task queue ${config.temporal.taskQueue}, docker host ${workers.hostId}`);
   const stop = async () => {
     await workers.shutdown();

@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/log';
 import type { Db } from '../store/db';
+import type { Keyring } from '../store/encryption';
 import { createActivities } from '../activities';
 import { DockerSandboxes } from '../activities/docker-sandbox';
 import { sandboxTaskQueue } from '../workflows/messages';
@@ -13,6 +14,7 @@ export interface WorkerDeps {
   connection: NativeConnection;
   db: Db;
   log: Logger;
+  keyring: Keyring;
   docker?: Docker;
   /** A prebuilt bundle (tests build one per run); otherwise workflows/ is bundled at start. */
   workflowBundle?: WorkflowBundleOption;
@@ -38,6 +40,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<SessionWorkers> {
     sandboxes: new DockerSandboxes(docker),
     config,
     log: deps.log,
+    keyring: deps.keyring,
     hostId,
   });
   const common = {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../lib/config';
 import { createLogger } from '../../lib/log';
 import { openDb, type Db } from '../../store/db';
 import { putCredential } from '../../store/sessions';
+import { loadKeyring, type Keyring } from '../../store/encryption';
 import { listEvents, type StoredEvent } from '../../store/events';
 import { createWorkers, type SessionWorkers } from '../../worker/worker';
 import { SessionService } from '../../api/session-service';
@@ -14,6 +15,7 @@ import type { SessionProfile } from '../../lib/profile';
 import { FakeAnthropic } from './fake-anthropic';
 
 export const TEST_KEY = 'sk-ant-test-key-0123456789abcdef';
+export const TEST_JWT_SECRET = 'test-jwt-secret-for-hs256-0123456789abcdef';
 export const ADMIN_PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 let runtimeInstalled = false;
@@ -61,6 +63,7 @@ export interface Harness {
   service: SessionService;
   fake: FakeAnthropic;
   docker: Docker;
+  keyring: Keyring;
   workers?: SessionWorkers;
   credentialId: string;
   databaseUrl?: string;
@@ -95,6 +98,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     TEMPORAL_TASK_QUEUE: `test-${id}`,
     WORKER_HOST_ID: `host-${id}`,
     ANTHROPIC_BASE_URL: fake.url,
+    MASTER_KEY: randomBytes(32).toString('hex'),
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: 'warn',
     ...FAST_PERIODS,
     ...(pg ? { DATABASE_URL: pg.url } : {}),
@@ -106,9 +111,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: 'memory' });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const service = new SessionService({ db, client, config });
+  const { keyring } = loadKeyring(config.encryption, config.dataDir);
+  const service = new SessionService({ db, client, config, keyring });
   const docker = new Docker();
-  const credentialId = await putCredential(db, { ownerId: 'user-1', type: 'api_key', secret: TEST_KEY });
+  const credentialId = await putCredential(db, keyring, { ownerId: 'user-1', type: 'api_key', secret: TEST_KEY });
   const started: SessionWorkers[] = [];
   const workerConnections: NativeConnection[] = [];
   const sessionIds: string[] = [];
@@ -121,6 +127,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     service,
     fake,
     docker,
+    keyring,
     credentialId,
     databaseUrl: pg?.url,
     async startWorkers() {
@@ -132,6 +139,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         db,
         log,
         docker,
+        keyring,
         workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
       });
       void workers.run();

@@ -1,0 +1,38 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError, type Config } from '../lib/config';
+import type { Logger } from '../lib/log';
+import { loadKeyring, type Keyring } from '../store/encryption';
+
+export interface PlatformSecrets {
+  keyring: Keyring;
+  /** The HS256 secret tokens are verified with, unless a JWKS URL is configured. */
+  jwtSecret?: string;
+}
+
+/**
+ * The master key and the JWT secret. On the embedded default both are
+ * generated into the data directory (with a warning); with DATABASE_URL set
+ * the system is shared, and refuses to start without them configured.
+ */
+export function loadSecrets(config: Config, log: Logger): PlatformSecrets {
+  if (config.databaseUrl) {
+    const missing = [
+      !config.encryption.masterKey && 'MASTER_KEY',
+      !config.auth.jwtSecret && !config.auth.jwksUrl && 'AUTH_JWT_SECRET or AUTH_JWKS_URL',
+    ].filter(Boolean);
+    if (missing.length) throw new ConfigError(`with DATABASE_URL set, ${missing.join(' and ')} must be configured`);
+  }
+  const { keyring, generated } = loadKeyring(config.encryption, config.dataDir);
+  if (!config.encryption.masterKey) {
+    log.warn({ file: path.join(config.dataDir, 'master.key') }, generated ? 'MASTER_KEY is unset: generated a master key into the data directory' : 'MASTER_KEY is unset: using the master key in the data directory');
+  }
+  if (config.auth.jwtSecret || config.auth.jwksUrl) return { keyring, jwtSecret: config.auth.jwtSecret };
+  const file = path.join(config.dataDir, 'jwt.secret');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    fs.writeFileSync(file, `${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  }
+  return { keyring, jwtSecret: fs.readFileSync(file, 'utf8').trim() };
+}
