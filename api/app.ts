@@ -1,27 +1,24 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type Request, type Response, type NextFunction } from 'express';
-import type Docker from 'dockerode';
-import type { Client } from '@temporalio/client';
-import type { Logger } from '../lib/log';
-import type { Db } from '../store/db';
+import express from 'express';
+import type { GatewayDeps } from './deps';
+import { requireUser } from './auth';
+import { errorMiddleware, notFound } from './errors';
+import { registerRoutes } from './routes/register';
+import { claudeAuthRoutes } from './routes/claude-auth';
+import { profileRoutes } from './routes/profiles';
+import { sessionRoutes } from './routes/sessions';
+import { openApiDocument } from './openapi';
 
-export interface AppDeps {
-  db: Db;
-  client: Client;
-  docker: Docker;
-  log: Logger;
-  version: string;
-}
-
-/** The gateway's HTTP app. Routes stay thin; the domain lives in services. */
-export function createApp(deps: AppDeps): express.Express {
+/** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
+export function createApp(deps: GatewayDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('query parser', 'simple');
   app.use(express.json({ limit: '1mb' }));
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', version: deps.version });
+    res.json({ status: 'ok', version: deps.config.version });
   });
 
   app.get('/readyz', async (_req, res) => {
@@ -34,15 +31,18 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ready ? 200 : 503).json({ ready, checks: Object.fromEntries(checks.map((c) => [c.name, c])) });
   });
 
-  app.use((_req, res) => {
-    res.status(404).json({ error: { code: 'not_found', message: 'no such endpoint' } });
+  app.get('/openapi', (_req, res) => {
+    res.json(openApiDocument(deps.config.version));
   });
-  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
-    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
-    if (status === 500) deps.log.error({ err: err.message }, 'request failed');
-    const message = err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : status === 500 ? 'internal error' : err.message;
-    res.status(status).json({ error: { code: status === 500 ? 'internal' : 'bad_request', message } });
-  });
+
+  app.use('/v1', requireUser(deps.auth));
+  app.use(registerRoutes(deps));
+  app.use(claudeAuthRoutes(deps));
+  app.use(profileRoutes(deps));
+  app.use(sessionRoutes(deps));
+
+  app.use((_req, _res, next) => next(notFound('no such endpoint')));
+  app.use(errorMiddleware(deps.log));
   return app;
 }
 

@@ -1,19 +1,20 @@
 import path from 'node:path';
-import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
-import { createApp, startWebServer } from './app';
+import { loadSecrets } from '../infra/secrets';
+import { startGateway } from './gateway';
 
 /** The gateway on its own, for scaling out behind a load balancer. */
 async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'gateway');
+  const secrets = loadSecrets(config, log);
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
   const connection = await Connection.connect({ address: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const web = await startWebServer(createApp({ db, client, docker: new Docker(), log, version: config.version }), config.port);
+  const web = await startGateway({ config, db, client, log, secrets });
   log.info({ url: web.url }, 'gateway listening');
   const stop = async () => {
     await web.stop();

@@ -27,6 +27,8 @@ export interface SessionRow {
   exit_code: number | null;
   error_message: string | null;
   last_event_seq: number;
+  forked_from_session_id: string | null;
+  deleted_at: string | null;
 }
 
 export interface NewSession {
@@ -71,15 +73,54 @@ function toIso(v: unknown): string | null {
 
 export async function getSession(db: Queryable, id: string): Promise<SessionRow | undefined> {
   const { rows } = await db.query<Record<string, unknown>>('SELECT * FROM sessions WHERE id = $1', [id]);
-  const r = rows[0];
-  if (!r) return undefined;
+  return rows[0] && sessionRow(rows[0]);
+}
+
+function sessionRow(r: Record<string, unknown>): SessionRow {
+  const { sealed_secrets: _sealed, ...rest } = r;
   return {
-    ...(r as unknown as SessionRow),
+    ...(rest as unknown as SessionRow),
     created_at: toIso(r.created_at)!,
     started_at: toIso(r.started_at),
     terminated_at: toIso(r.terminated_at),
+    deleted_at: toIso(r.deleted_at),
     last_event_seq: Number(r.last_event_seq),
   };
+}
+
+/** An owner's sessions, newest first, after the (created_at, id) of the cursor. */
+export async function listSessions(
+  db: Queryable,
+  owner: { type: 'user' | 'org'; id: string },
+  opts: { status?: SessionStatus; limit: number; after?: { createdAt: string; id: string } },
+): Promise<Array<SessionRow & { cursor: { createdAt: string; id: string } }>> {
+  const params: unknown[] = [owner.type, owner.id, opts.limit];
+  let where = 'owner_type = $1 AND owner_id = $2 AND deleted_at IS NULL';
+  if (opts.status) {
+    params.push(opts.status);
+    where += ` AND status = $${params.length}`;
+  }
+  if (opts.after) {
+    params.push(opts.after.createdAt, opts.after.id);
+    where += ` AND (created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`;
+  }
+  const { rows } = await db.query<Record<string, unknown>>(
+    // The cursor keeps the timestamp's full precision: a millisecond Date would skip rows.
+    `SELECT *, created_at::text AS cursor_ts FROM sessions WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $3`,
+    params,
+  );
+  return rows.map((r) => {
+    const { cursor_ts, ...rest } = r;
+    return { ...sessionRow(rest), cursor: { createdAt: String(cursor_ts), id: String(r.id) } };
+  });
+}
+
+export async function countActiveSessions(db: Queryable, owner: { type: 'user' | 'org'; id: string }): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM sessions WHERE owner_type = $1 AND owner_id = $2 AND status <> 'ended'`,
+    [owner.type, owner.id],
+  );
+  return Number(rows[0].n);
 }
 
 export async function markRunning(
@@ -157,6 +198,42 @@ export async function getCredential(
     [id],
   );
   return rows[0] && { type: rows[0].type, secret: open(keyring, rows[0].secret) };
+}
+
+/**
+ * Sets the owner's credential for a provider. The record keeps its id, so
+ * running sessions pick up a replaced key at their next model call.
+ */
+export async function replaceCredential(
+  db: Queryable,
+  keyring: Keyring,
+  c: { ownerId: string; type: CredentialType; secret: string; provider?: string },
+): Promise<string> {
+  const provider = c.provider ?? 'anthropic';
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE credentials SET type = $3, secret = $4, created_at = now()
+      WHERE id = (SELECT id FROM credentials WHERE owner_id = $1 AND provider = $2 ORDER BY created_at DESC LIMIT 1)
+      RETURNING id`,
+    [c.ownerId, provider, c.type, seal(keyring, c.secret)],
+  );
+  return rows[0]?.id ?? putCredential(db, keyring, { ...c, provider });
+}
+
+export async function latestCredential(
+  db: Queryable,
+  ownerId: string,
+  provider: string,
+): Promise<{ id: string; type: CredentialType; created_at: string } | undefined> {
+  const { rows } = await db.query<{ id: string; type: CredentialType; created_at: Date }>(
+    'SELECT id, type, created_at FROM credentials WHERE owner_id = $1 AND provider = $2 ORDER BY created_at DESC LIMIT 1',
+    [ownerId, provider],
+  );
+  return rows[0] && { ...rows[0], created_at: new Date(rows[0].created_at).toISOString() };
+}
+
+export async function deleteCredentials(db: Queryable, ownerId: string, provider: string): Promise<number> {
+  const { rows } = await db.query('DELETE FROM credentials WHERE owner_id = $1 AND provider = $2 RETURNING id', [ownerId, provider]);
+  return rows.length;
 }
 
 export async function activeSessionsWithSandbox(db: Db): Promise<Array<{ id: string; container_id: string }>> {

@@ -1,0 +1,22 @@
+import type Docker from 'dockerode';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../lib/config';
+import type { Logger } from '../lib/log';
+import type { Db } from '../store/db';
+import type { Keyring } from '../store/encryption';
+import type { Authenticator } from './auth';
+import type { RateLimits } from './rate-limits';
+import type { SessionService } from './session-service';
+
+/** What the gateway's routes work with; built once per process. */
+export interface GatewayDeps {
+  db: Db;
+  client: Client;
+  docker: Docker;
+  log: Logger;
+  config: Config;
+  keyring: Keyring;
+  auth: Authenticator;
+  service: SessionService;
+  rateLimits: RateLimits;
+}

@@ -1,0 +1,37 @@
+import Docker from 'dockerode';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../lib/config';
+import type { Logger } from '../lib/log';
+import type { Db } from '../store/db';
+import type { PlatformSecrets } from '../infra/secrets';
+import { createApp, startWebServer, type WebServer } from './app';
+import { createAuthenticator } from './auth';
+import { createRateLimits } from './rate-limits';
+import { SessionService } from './session-service';
+import type { GatewayDeps } from './deps';
+
+/** The gateway process's parts, wired once: used by `npm start` and by api/main.ts. */
+export async function startGateway(p: {
+  config: Config;
+  db: Db;
+  client: Client;
+  log: Logger;
+  secrets: PlatformSecrets;
+  docker?: Docker;
+  port?: number;
+  host?: string;
+}): Promise<WebServer & { deps: GatewayDeps }> {
+  const deps: GatewayDeps = {
+    db: p.db,
+    client: p.client,
+    docker: p.docker ?? new Docker(),
+    log: p.log,
+    config: p.config,
+    keyring: p.secrets.keyring,
+    auth: createAuthenticator(p.config.auth, p.secrets.jwtSecret),
+    service: new SessionService({ db: p.db, client: p.client, config: p.config, keyring: p.secrets.keyring }),
+    rateLimits: createRateLimits(p.config.limits),
+  };
+  const web = await startWebServer(createApp(deps), p.port ?? p.config.port, p.host);
+  return { ...web, deps };
+}

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { ProfileBody } from './routes/profiles';
+
+/**
+ * The OpenAPI document served at GET /openapi. Request bodies come from the
+ * same zod schemas the routes validate with; a test checks every route is here.
+ */
+type Op = { summary: string; body?: z.ZodTypeAny; query?: Array<{ name: string; description: string }>; responses: Record<string, string> };
+
+const ApiKey = z.object({ api_key: z.string().startsWith('sk-ant-') });
+const CreateSession = z.object({
+  name: z.string().optional(),
+  profile_id: z.string().optional(),
+  allowed_tools: z.array(z.string()).optional(),
+  denied_tools: z.array(z.string()).optional(),
+  initial_prompt: z.string().optional(),
+  provider: z.literal('anthropic').optional(),
+});
+const Capture = z.object({ name: z.string().max(100), description: z.string().max(500).optional() });
+
+const common = { '401': 'Missing or invalid bearer token' };
+
+export const OPERATIONS: Record<string, Record<string, Op>> = {
+  '/healthz': { get: { summary: 'Liveness', responses: { '200': 'The process is up' } } },
+  '/readyz': { get: { summary: 'Readiness of Temporal, the store and the Docker engine', responses: { '200': 'Ready', '503': 'A dependency is down' } } },
+  '/openapi': { get: { summary: 'This document', responses: { '200': 'OpenAPI 3.1 document' } } },
+  '/v1/register': {
+    post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
+    delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },
+  },
+  '/v1/auth/claude/apikey': { post: { summary: 'Store an Anthropic API key (sealed at rest)', body: ApiKey, responses: { '200': 'Stored', '400': 'Invalid key', '403': 'Not registered', ...common } } },
+  '/v1/auth/claude/status': { get: { summary: 'Whether a Claude credential is stored', responses: { '200': 'Status', ...common } } },
+  '/v1/auth/claude': { delete: { summary: 'Delete the stored Claude credential', responses: { '200': 'Deleted', ...common } } },
+  '/v1/profiles': {
+    get: { summary: 'List profiles', responses: { '200': 'Profiles', ...common } },
+    post: { summary: 'Create a profile', body: ProfileBody, responses: { '201': 'Created', '400': 'Invalid field (named)', '409': 'Profile limit reached', ...common } },
+  },
+  '/v1/profiles/{profileId}': {
+    get: { summary: 'Get a profile (secret values masked)', responses: { '200': 'Profile', '404': 'Not found', ...common } },
+    put: { summary: 'Update a profile; absent fields and masked secret values are kept', body: ProfileBody.partial(), responses: { '200': 'Updated', '400': 'Invalid field (named)', '404': 'Not found', ...common } },
+    delete: { summary: 'Delete a profile (not the default)', responses: { '200': 'Deleted', '404': 'Not found', '409': 'It is the default profile', ...common } },
+  },
+  '/v1/profiles/{profileId}/default': { post: { summary: 'Make a profile the default', responses: { '200': 'Default set', '404': 'Not found', ...common } } },
+  '/v1/sessions': {
+    get: {
+      summary: 'List sessions, newest first',
+      query: [
+        { name: 'status', description: 'starting, running or ended' },
+        { name: 'limit', description: '1–200, default 50' },
+        { name: 'cursor', description: 'next_cursor of the previous page' },
+      ],
+      responses: { '200': 'A page of sessions', '400': 'Invalid query', ...common },
+    },
+    post: { summary: 'Create a session', body: CreateSession, responses: { '201': 'Created (status starting)', '400': 'Invalid body', '403': 'Not registered or no credentials', '409': 'Concurrent session limit', '429': 'Too many creations', ...common } },
+  },
+  '/v1/sessions/{sessionId}': {
+    get: { summary: 'Get a session', responses: { '200': 'Session', '404': 'Not found', ...common } },
+    delete: { summary: 'Terminate a session (end_reason user_requested)', responses: { '200': 'Terminated', '404': 'Not found', '409': 'Already ended', ...common } },
+  },
+  '/v1/sessions/{sessionId}/record': { delete: { summary: 'Delete an ended session’s record, events and conversation', responses: { '200': 'Deleted', '404': 'Not found', '409': 'Not ended', ...common } } },
+  '/v1/sessions/{sessionId}/capture-profile': { post: { summary: 'Create a profile from a session’s settings', body: Capture, responses: { '201': 'Created', '404': 'Not found', '409': 'Profile limit reached', ...common } } },
+};
+
+/** Frames of the session WebSocket, beyond REST: documented here for clients. */
+export const WEBSOCKET = {
+  paths: ['/v1/sessions/{sessionId}/ws', '/v1/ws/sessions/{sessionId}'],
+  query: { token: 'bearer token (instead of the Authorization header)', since: 'replay every stored event after this seq' },
+  clientFrames: ['prompt', 'interrupt', 'heartbeat', 'tool_approval_response', 'ask_user_question_response', 'upload_request', 'upload_complete', 'download_request'],
+  serverFrames: [
+    'user', 'assistant', 'assistant_delta', 'tool_use', 'tool_result', 'system', 'result', 'session_status', 'session_end',
+    'session_error', 'error', 'tool_approval_request', 'ask_user_question', 'usage_delta', 'prompt_ack', 'interrupt_ack', 'heartbeat_ack',
+  ],
+  closeCodes: { 4001: 'invalid or missing authentication', 4003: 'session belongs to another user', 4004: 'session not found', 4009: 'session not running', 4100: 'session ended', 4101: 'connection reset', 4500: 'internal error' },
+};
+
+export function openApiDocument(version: string) {
+  const paths: Record<string, unknown> = {};
+  for (const [path, ops] of Object.entries(OPERATIONS)) {
+    paths[path] = Object.fromEntries(
+      Object.entries(ops).map(([method, op]) => [
+        method,
+        {
+          summary: op.summary,
+          ...(path.startsWith('/v1') ? { security: [{ bearer: [] }] } : {}),
+          parameters: [
+            ...[...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
+            ...(op.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: { type: 'string' } })),
+          ],
+          ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(op.body, { unrepresentable: 'any' }) } } } } : {}),
+          responses: Object.fromEntries(Object.entries(op.responses).map(([code, description]) => [code, { description }])),
+        },
+      ]),
+    );
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'ai-sessions', version, description: 'Claude agent sessions for security operations. WebSocket protocol: see x-websocket.' },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    paths,
+    'x-websocket': WEBSOCKET,
+  };
+}

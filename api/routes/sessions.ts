@@ -1,0 +1,197 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { GatewayDeps } from '../deps';
+import { principalOf } from '../auth';
+import { badRequest, conflict, forbidden, notFound } from '../errors';
+import { parseOr400 } from '../validation';
+import { requireRegistered } from './claude-auth';
+import { profileResource, roomForProfile } from './profiles';
+import { validatePatterns } from '../../lib/permissions';
+import { parseProfile, type SessionProfile } from '../../lib/profile';
+import {
+  countActiveSessions, getSession, latestCredential, listSessions, sessionProfile, type SessionRow,
+} from '../../store/sessions';
+import { createProfile, fullProfile, getDefaultProfileId } from '../../store/profiles';
+import { purgeSessionContent } from '../../store/users';
+import { sessionTotals } from '../../store/metering';
+
+const toolList = z.array(z.string()).max(200).superRefine((patterns, ctx) => {
+  for (const message of validatePatterns(patterns)) ctx.addIssue({ code: 'custom', message });
+});
+
+const CreateBody = z.object({
+  name: z.string().trim().min(1).max(200).optional(),
+  profile_id: z.string().min(1).optional(),
+  allowed_tools: toolList.optional(),
+  denied_tools: toolList.optional(),
+  initial_prompt: z.string().min(1).max(1_000_000).optional(),
+  provider: z.literal('anthropic', { message: 'only anthropic is supported by this deployment' }).optional(),
+  // LimaCharlie organization credentials: accepted for compatibility; sessions here do not use them.
+  lc_credentials: z.object({ type: z.string(), org_api_key: z.string().optional() }).optional(),
+}).strict();
+
+const ListQuery = z.object({
+  status: z.enum(['starting', 'running', 'ended']).optional(),
+  limit: z.coerce.number().int('must be an integer').min(1).max(200).default(50),
+  cursor: z.string().optional(),
+}).strict();
+
+const CaptureBody = z.object({
+  name: z.string().trim().min(1).max(100),
+  description: z.string().max(500).optional(),
+}).strict();
+
+const encodeCursor = (c: { createdAt: string; id: string }) => Buffer.from(JSON.stringify([c.createdAt, c.id])).toString('base64url');
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof createdAt !== 'string' || typeof id !== 'string' || Number.isNaN(Date.parse(createdAt))) throw new Error();
+    return { createdAt, id };
+  } catch {
+    throw badRequest('cursor: not a cursor this API returned');
+  }
+}
+
+/** The session resource: the reference's fields, then ours. */
+export function sessionResource(s: SessionRow, extra: Record<string, unknown> = {}) {
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    region: 'local',
+    created_at: s.created_at,
+    started_at: s.started_at,
+    terminated_at: s.terminated_at,
+    end_reason: s.end_reason,
+    exit_code: s.exit_code,
+    error_message: s.error_message,
+    lc_auth_type: 'jwt',
+    allowed_tools: s.profile.allowed_tools ?? [],
+    denied_tools: s.profile.denied_tools ?? [],
+    permission_mode: s.profile.permission_mode ?? 'acceptEdits',
+    model: s.model,
+    trigger: s.trigger,
+    activity: s.activity,
+    forked_from_session_id: s.forked_from_session_id,
+    ...extra,
+  };
+}
+
+/** A session of this user; anyone else's is "not found", so ids reveal nothing. */
+async function ownSession(deps: GatewayDeps, userId: string, id: string): Promise<SessionRow> {
+  const s = await getSession(deps.db, id);
+  if (!s || s.deleted_at || s.owner_type !== 'user' || s.owner_id !== userId) throw notFound('session not found');
+  return s;
+}
+
+/** Ends every running session of a user (deregistration). */
+export async function terminateAll(deps: GatewayDeps, userId: string): Promise<void> {
+  for (const status of ['starting', 'running'] as const) {
+    for (const s of await listSessions(deps.db, { type: 'user', id: userId }, { status, limit: 200 })) {
+      await deps.service.terminate(s.id, 'user_requested').catch(() => undefined);
+      await deps.service.waitForEnd(s.id).catch(() => undefined);
+    }
+  }
+}
+
+export function sessionRoutes(deps: GatewayDeps): Router {
+  const r = Router();
+  const owner = (userId: string) => ({ type: 'user' as const, id: userId });
+
+  r.get('/v1/sessions', async (req, res) => {
+    const me = principalOf(req);
+    const q = parseOr400(ListQuery, req.query, 'query');
+    const rows = await listSessions(deps.db, owner(me.userId), {
+      status: q.status,
+      limit: q.limit + 1,
+      after: q.cursor ? decodeCursor(q.cursor) : undefined,
+    });
+    const page = rows.slice(0, q.limit);
+    res.json({
+      sessions: page.map((s) => sessionResource(s)),
+      next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1].cursor) : null,
+    });
+  });
+
+  r.post('/v1/sessions', async (req, res) => {
+    const me = principalOf(req);
+    await requireRegistered(deps, me.userId);
+    const body = parseOr400(CreateBody, req.body);
+    await deps.rateLimits.sessionCreate(me.userId);
+    const credential = await latestCredential(deps.db, me.userId, 'anthropic');
+    if (!credential) throw forbidden('no stored credentials for anthropic: POST /v1/auth/claude/apikey first');
+    const profileId = body.profile_id ?? (await getDefaultProfileId(deps.db, me.userId));
+    const base = profileId ? await fullProfile(deps.db, deps.keyring, me.userId, profileId) : {};
+    if (!base) throw badRequest('profile_id: no such profile');
+    const profile: SessionProfile = parseProfile({
+      ...base,
+      ...(body.allowed_tools ? { allowed_tools: body.allowed_tools } : {}),
+      // A profile's denials always survive: the session may add to them, never remove one.
+      denied_tools: [...new Set([...(base.denied_tools ?? []), ...(body.denied_tools ?? [])])],
+    });
+    if ((await countActiveSessions(deps.db, owner(me.userId))) >= deps.config.limits.maxConcurrentSessions) {
+      throw conflict(`maximum concurrent sessions (${deps.config.limits.maxConcurrentSessions}) reached`, 'session_limit');
+    }
+    const { sessionId } = await deps.service.start({
+      ownerType: 'user',
+      ownerId: me.userId,
+      trigger: 'user',
+      name: body.name,
+      profile,
+      credentialId: credential.id,
+      initialPrompt: body.initial_prompt,
+    });
+    const s = (await getSession(deps.db, sessionId))!;
+    res.status(201).json({ session: { id: s.id, status: s.status, region: 'local', created_at: s.created_at, name: s.name } });
+  });
+
+  r.get('/v1/sessions/:sessionId', async (req, res) => {
+    const me = principalOf(req);
+    const s = await ownSession(deps, me.userId, req.params.sessionId);
+    const totals = await sessionTotals(deps.db, s.id);
+    res.json({
+      session: sessionResource(s, {
+        input_tokens: totals.inputTokens,
+        output_tokens: totals.outputTokens,
+        cost_usd: totals.costUsd,
+      }),
+    });
+  });
+
+  r.delete('/v1/sessions/:sessionId', async (req, res) => {
+    const me = principalOf(req);
+    const s = await ownSession(deps, me.userId, req.params.sessionId);
+    if (s.status === 'ended') throw conflict('session has already ended', 'session_not_running');
+    try {
+      await deps.service.terminate(s.id, 'user_requested');
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    res.json({ terminated: true });
+  });
+
+  r.delete('/v1/sessions/:sessionId/record', async (req, res) => {
+    const me = principalOf(req);
+    const s = await ownSession(deps, me.userId, req.params.sessionId);
+    if (s.status !== 'ended') throw conflict('only ended sessions can be deleted; terminate it first', 'session_not_ended');
+    await deps.db.transaction((tx) => purgeSessionContent(tx, 'id = $1', [s.id]));
+    res.json({ deleted: true });
+  });
+
+  r.post('/v1/sessions/:sessionId/capture-profile', async (req, res) => {
+    const me = principalOf(req);
+    const s = await ownSession(deps, me.userId, req.params.sessionId);
+    const body = parseOr400(CaptureBody, req.body);
+    await roomForProfile(deps, me.userId);
+    const profile = (await sessionProfile(deps.db, deps.keyring, s.id).catch(() => undefined)) ?? s.profile;
+    const created = await createProfile(deps.db, deps.keyring, me.userId, {
+      name: body.name,
+      description: body.description ?? `Captured from session ${s.id}`,
+      profile,
+    });
+    res.status(201).json({ profile: profileResource(created) });
+  });
+
+  return r;
+}
