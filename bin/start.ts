@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
 import { createWorkers } from '../worker/worker';
-import { createApp, startWebServer } from '../api/app';
+import { startGateway } from '../api/gateway';
 import { findTemporalCli } from '../infra/temporal-cli';
 import { startDevServer, type DevServer } from '../infra/temporal-dev-server';
 import { ensureSearchAttributes } from '../infra/search-attributes';
@@ -60,7 +60,7 @@ async function main() {
   const workerConnection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection: workerConnection, db, log, docker, keyring: secrets.keyring });
   const running = workers.run();
-  const web = await startWebServer(createApp({ db, client, docker, log, version: config.version }), config.port);
+  const web = await startGateway({ config, db, client, log, secrets, docker });
 
   console.log(`ai-sessions ${config.version} is up`);
   console.log(`  gateway      ${web.url}   (health: ${web.url}/healthz)`);
