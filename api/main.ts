@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
 import { loadSecrets } from '../infra/secrets';
+import { rewrapAtStart } from '../store/rewrap';
 import { startGateway } from './gateway';
 
 /** The gateway on its own, for scaling out behind a load balancer. */
@@ -12,6 +13,7 @@ async function main() {
   const log = createLogger(config.logLevel, 'gateway');
   const secrets = loadSecrets(config, log);
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  await rewrapAtStart(db, secrets.keyring, (line) => log.info(line));
   const connection = await Connection.connect({ address: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const web = await startGateway({ config, db, client, log, secrets });

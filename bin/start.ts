@@ -12,6 +12,7 @@ import { startDevServer, type DevServer } from '../infra/temporal-dev-server';
 import { ensureSearchAttributes } from '../infra/search-attributes';
 import { ensureRunnerImage } from '../infra/runner-image';
 import { loadSecrets } from '../infra/secrets';
+import { rewrapAtStart } from '../store/rewrap';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
 
 /**
@@ -57,6 +58,7 @@ async function main() {
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  await rewrapAtStart(db, secrets.keyring, (line) => console.log(line));
   const workerConnection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection: workerConnection, db, log, docker, keyring: secrets.keyring });
   const running = workers.run();

@@ -100,9 +100,42 @@ function decodeKey(id: string, value: string): Buffer {
   return key;
 }
 
+const KEY_FILE = 'master.key';
+
+/** The data directory's key file: one "id:hexkey" per line, the first is current. */
+function readKeyFile(dataDir: string): Array<[string, Buffer]> | undefined {
+  const file = path.join(dataDir, KEY_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean).map((line) => {
+    const at = line.indexOf(':');
+    if (at < 1) throw new EncryptionError(`${file}: lines are id:key`);
+    return [line.slice(0, at), decodeKey(line.slice(0, at), line.slice(at + 1))];
+  });
+}
+
 /**
- * The keyring from configuration. With no MASTER_KEY, a key is generated
- * into the data directory (the embedded default) and the caller warns.
+ * Rotates the data directory's key (the embedded default): a new current key
+ * goes first, the old ones stay so their records open until re-wrapped (at
+ * the next start). Returns the new key id.
+ */
+export function rotateKeyFile(dataDir: string): string {
+  const existing = readKeyFile(dataDir) ?? [];
+  const taken = new Set(existing.map(([id]) => id));
+  let n = existing.length + 1;
+  while (taken.has(`k${n}`)) n += 1;
+  const id = `k${n}`;
+  const lines = [[id, crypto.randomBytes(32)] as const, ...existing].map(([i, k]) => `${i}:${k.toString('hex')}`);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, KEY_FILE);
+  fs.writeFileSync(`${file}.tmp`, `${lines.join('\n')}\n`, { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+  return id;
+}
+
+/**
+ * The keyring from configuration. With no MASTER_KEY, the key file in the
+ * data directory is used, generated when missing (the embedded default; the
+ * caller warns). Keys in that file also open old records when MASTER_KEY is set.
  */
 export function loadKeyring(
   enc: { masterKey?: string; masterKeyId: string; retiredKeys?: string },
@@ -115,24 +148,14 @@ export function loadKeyring(
     keys.set(entry.slice(0, at), decodeKey(entry.slice(0, at), entry.slice(at + 1)));
   }
   let generated = false;
-  const master = enc.masterKey;
-  if (!master) {
-    const file = path.join(dataDir, 'master.key');
-    if (!fs.existsSync(file)) {
-      fs.mkdirSync(dataDir, { recursive: true });
-      fs.writeFileSync(file, `${enc.masterKeyId}:${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-      generated = true;
-    }
-    const [id, value] = fs.readFileSync(file, 'utf8').trim().split(':');
-    keys.set(id, decodeKey(id, value));
-    return { keyring: { currentId: id, keys }, generated };
+  if (!enc.masterKey && !readKeyFile(dataDir)) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    fs.writeFileSync(path.join(dataDir, KEY_FILE), `${enc.masterKeyId}:${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    generated = true;
   }
-  // A key generated earlier on the embedded default still opens the records it sealed.
-  const earlier = path.join(dataDir, 'master.key');
-  if (fs.existsSync(earlier)) {
-    const [id, value] = fs.readFileSync(earlier, 'utf8').trim().split(':');
-    if (id !== enc.masterKeyId) keys.set(id, decodeKey(id, value));
-  }
-  keys.set(enc.masterKeyId, decodeKey(enc.masterKeyId, master));
+  const fileKeys = readKeyFile(dataDir) ?? [];
+  for (const [id, key] of fileKeys) if (!keys.has(id)) keys.set(id, key);
+  if (!enc.masterKey) return { keyring: { currentId: fileKeys[0][0], keys }, generated };
+  keys.set(enc.masterKeyId, decodeKey(enc.masterKeyId, enc.masterKey));
   return { keyring: { currentId: enc.masterKeyId, keys }, generated };
 }

@@ -79,11 +79,36 @@ describe('the whole system (bin/start.ts)', () => {
     // With no MASTER_KEY or JWT secret configured, both are generated into the data directory, owner-only.
     for (const f of ['master.key', 'jwt.secret']) expect(fs.statSync(path.join(dataDir, f)).mode & 0o077).toBe(0);
 
+    // The README walkthrough: a token from `npm run token`, register, store a key, a session answers.
+    const tokenCmd = runEntry('bin/token.ts', { ...env, npm_config_argv: '' });
+    expect(await tokenCmd.exited).toBe(0);
+    const auth = { authorization: `Bearer ${tokenCmd.output().trim().split('\n').at(-1)}`, 'content-type': 'application/json' };
+    const call = (method: string, p: string, body?: unknown) =>
+      fetch(`${gateway}${p}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
+    expect((await call('POST', '/v1/register')).status).toBe(200);
+    expect((await call('POST', '/v1/auth/claude/apikey', { api_key: TEST_KEY })).status).toBe(200);
+    const askModel = async (answer: string) => {
+      fake.enqueue(text(answer));
+      const created = await call('POST', '/v1/sessions', { initial_prompt: 'hello' });
+      expect(created.status).toBe(201);
+      const { session } = (await created.json()) as { session: { id: string } };
+      await waitFor(async () => fake.requests.some((r) => JSON.stringify(r.body).includes('hello') && r.headers.authorization === `Bearer ${TEST_KEY}`));
+      fake.reset();
+      expect((await call('DELETE', `/v1/sessions/${session.id}`)).status).toBe(200);
+    };
+    await askModel('before rotation');
+
     expect(await stop()).toBe(0);
     await expect(fetch(`${gateway}/healthz`)).rejects.toThrow();
 
+    // Rotating the embedded master key: the records are re-wrapped at the next start and still open.
+    const rotate = runEntry('bin/rotate-key.ts', env);
+    expect(await rotate.exited).toBe(0);
+    expect(fs.readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim().split('\n')).toHaveLength(2);
     await start();
+    expect(system!.output()).toMatch(/re-wrapped sealed records under master key k2: \{"credentials":1,"profiles":0,"sessions":0\}/);
     expect((await fetch(`${gateway}/healthz`)).status).toBe(200);
+    await askModel('after rotation');
     expect(await stop()).toBe(0);
   }, 400_000);
 
