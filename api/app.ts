@@ -6,6 +6,7 @@ import { requireUser } from './auth';
 import { errorMiddleware, notFound } from './errors';
 import { registerRoutes } from './routes/register';
 import { claudeAuthRoutes } from './routes/claude-auth';
+import { claudeOAuthRoutes } from './routes/claude-oauth';
 import { profileRoutes } from './routes/profiles';
 import { sessionRoutes } from './routes/sessions';
 import { openApiDocument } from './openapi';
@@ -16,6 +17,7 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(express.json({ limit: '1mb' }));
+  app.use(requestLog(deps.log));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', version: deps.config.version });
@@ -38,12 +40,27 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
   app.use(claudeAuthRoutes(deps));
+  app.use(claudeOAuthRoutes(deps));
   app.use(profileRoutes(deps));
   app.use(sessionRoutes(deps));
 
   app.use((_req, _res, next) => next(notFound('no such endpoint')));
   app.use(errorMiddleware(deps.log));
   return app;
+}
+
+/** One line per request; the path only, so a `?token=` never reaches the log. */
+function requestLog(log: GatewayDeps['log']): express.RequestHandler {
+  return (req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () => {
+      log.info(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started), user: req.principal?.userId },
+        'request',
+      );
+    });
+    next();
+  };
 }
 
 async function check(name: string, fn: () => Promise<unknown>) {

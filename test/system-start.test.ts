@@ -33,8 +33,10 @@ describe('the whole system (bin/start.ts)', () => {
     await system.waitFor('is up', 180_000);
     return system;
   };
+  const logs: string[] = [];
   const stop = async () => {
     const code = await system!.kill('SIGINT');
+    logs.push(system!.output());
     system = undefined;
     return code;
   };
@@ -53,7 +55,7 @@ describe('the whole system (bin/start.ts)', () => {
       TEMPORAL_TASK_QUEUE: `start-${id}`,
       WORKER_HOST_ID: `start-host-${id}`,
       ANTHROPIC_BASE_URL: fake.url,
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: 'debug',
     };
     delete env.TEMPORAL_ADDRESS;
     delete env.DATABASE_URL;
@@ -110,6 +112,11 @@ describe('the whole system (bin/start.ts)', () => {
     expect((await fetch(`${gateway}/healthz`)).status).toBe(200);
     await askModel('after rotation');
     expect(await stop()).toBe(0);
+    // Requests were logged (at debug level everything is), and neither the key nor the token was.
+    expect(system === undefined).toBe(true);
+    expect(logs.join('')).toMatch(/"path":"\/v1\/auth\/claude\/apikey","status":200/);
+    expect(logs.join('')).not.toContain(TEST_KEY);
+    expect(logs.join('')).not.toContain(auth.authorization.slice(7));
   }, 400_000);
 
   it('refuses to start on a bad configuration value, naming it', async () => {
