@@ -19,9 +19,11 @@ const ProfileMeta = z.object({
   provider: z.literal('anthropic', { message: 'only anthropic is supported by this deployment' }).optional(),
 });
 export const ProfileBody = SessionProfileSchema.extend(ProfileMeta.shape).strict();
-const ProfileUpdate = ProfileBody.partial().strict();
+/** A resource read back whole: the fields GET adds are accepted on PUT and ignored (id must match). */
+const ReadOnlyFields = z.object({ id: z.string().optional(), created_at: z.string().optional(), updated_at: z.string().optional() });
+const ProfileUpdate = ProfileBody.partial().extend(ReadOnlyFields.shape).strict();
 
-const META_KEYS = ['name', 'description', 'is_default', 'provider'] as const;
+const META_KEYS = ['name', 'description', 'is_default', 'provider', 'id', 'created_at', 'updated_at'] as const;
 const settingsOf = (body: Record<string, unknown>): SessionProfile =>
   Object.fromEntries(Object.entries(body).filter(([k]) => !(META_KEYS as readonly string[]).includes(k))) as SessionProfile;
 
@@ -81,6 +83,7 @@ export function profileRoutes(deps: GatewayDeps): Router {
     const update = parseOr400(ProfileUpdate, req.body);
     const current = await getProfile(deps.db, me.userId, req.params.profileId);
     if (!current) throw notFound('profile not found');
+    if (update.id !== undefined && update.id !== current.id) throw badRequest('id: does not match the profile being updated');
     if (update.is_default === false && current.is_default) {
       throw badRequest('is_default: make another profile the default instead (POST /v1/profiles/{id}/default)');
     }

@@ -22,7 +22,8 @@ export function registerRoutes(deps: GatewayDeps): Router {
     await deps.rateLimits.registration(me.userId);
     const domains = deps.config.registration.emailDomains;
     if (domains?.length) {
-      const domain = me.email?.split('@')[1]?.toLowerCase();
+      // The domain follows the last '@': "x@example.com@evil.test" is a mailbox at evil.test.
+      const domain = me.email?.includes('@') ? me.email.slice(me.email.lastIndexOf('@') + 1).toLowerCase() : undefined;
       if (!domain || !domains.includes(domain)) throw forbidden('email domain not in the allowed list');
     }
     const created = await deps.db.transaction(async (tx) => {

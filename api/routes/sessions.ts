@@ -8,7 +8,7 @@ import { parseOr400 } from '../validation';
 import { requireRegistered } from './claude-auth';
 import { profileResource, roomForProfile } from './profiles';
 import { validatePatterns } from '../../lib/permissions';
-import { parseProfile, type SessionProfile } from '../../lib/profile';
+import { parseProfile, ProfileError, type SessionProfile } from '../../lib/profile';
 import {
   countActiveSessions, getSession, latestCredential, listSessions, sessionProfile, type SessionRow,
 } from '../../store/sessions';
@@ -124,12 +124,19 @@ export function sessionRoutes(deps: GatewayDeps): Router {
     const profileId = body.profile_id ?? (await getDefaultProfileId(deps.db, me.userId));
     const base = profileId ? await fullProfile(deps.db, deps.keyring, me.userId, profileId) : {};
     if (!base) throw badRequest('profile_id: no such profile');
-    const profile: SessionProfile = parseProfile({
-      ...base,
-      ...(body.allowed_tools ? { allowed_tools: body.allowed_tools } : {}),
-      // A profile's denials always survive: the session may add to them, never remove one.
-      denied_tools: [...new Set([...(base.denied_tools ?? []), ...(body.denied_tools ?? [])])],
-    });
+    let profile: SessionProfile;
+    try {
+      profile = parseProfile({
+        ...base,
+        ...(body.allowed_tools ? { allowed_tools: body.allowed_tools } : {}),
+        // A profile's denials always survive: the session may add to them, never remove one.
+        denied_tools: [...new Set([...(base.denied_tools ?? []), ...(body.denied_tools ?? [])])],
+      });
+    } catch (err) {
+      // The merge can break a rule neither part broke (the denied list grows past its maximum): the request's fault.
+      if (err instanceof ProfileError) throw badRequest(err.message);
+      throw err;
+    }
     if ((await countActiveSessions(deps.db, owner(me.userId))) >= deps.config.limits.maxConcurrentSessions) {
       throw conflict(`maximum concurrent sessions (${deps.config.limits.maxConcurrentSessions}) reached`, 'session_limit');
     }
