@@ -11,6 +11,10 @@ RUN npm ci && npm cache clean --force
 
 COPY . .
 
+# The blob area for file transfer (BLOB_DIR), owned by `node`: a named volume mounted
+# here starts with this ownership. Compose shares one volume between gateway and worker.
+RUN mkdir -p /var/lib/ai-sessions/blobs && chown node:node /var/lib/ai-sessions/blobs
+
 # Run unprivileged. The worker talks to the host's Docker engine through the mounted
 # /var/run/docker.sock; `node` reaches it only through the socket's group, which
 # compose adds with group_add (DOCKER_GID). Without it, Docker calls fail with EACCES.

@@ -1,4 +1,5 @@
-import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 
 /** Labels that mark what the platform created, so cleanup and the reaper can find it. */
@@ -173,6 +174,121 @@ export class DockerSandboxes {
       totalBytes: out.total + err.total,
       truncated: out.dropped || err.dropped,
     };
+  }
+
+  /**
+   * Runs argv as the sandbox user with bytes, not text: stdin from a stream,
+   * stdout into a stream, backpressure honoured both ways (files of any size
+   * never sit in memory). Without a stdout sink, stdout is kept as text like
+   * stderr. Stdout beyond maxStdoutBytes stops the command (overflow: true).
+   */
+  async execStream(containerId: string, argv: string[], opts: StreamExecOptions): Promise<StreamExecResult> {
+    const container = this.docker.getContainer(containerId);
+    let exec: Docker.Exec;
+    try {
+      exec = await container.exec({
+        Cmd: argv,
+        AttachStdin: opts.stdin !== undefined,
+        AttachStdout: true,
+        AttachStderr: true,
+        User: '1000:1000',
+        WorkingDir: '/workspace',
+      });
+    } catch (err) {
+      if (isNotFound(err) || isNotRunning(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
+      throw err;
+    }
+    opts.signal?.throwIfAborted();
+    const stream = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
+    const text = new CappedBuffer(opts.maxTextBytes);
+    const errText = new CappedBuffer(opts.maxTextBytes);
+    const maxStdout = opts.maxStdoutBytes ?? Number.POSITIVE_INFINITY;
+    let stdoutBytes = 0;
+    let overflow = false;
+    const demux = new DockerDemux(async (type, payload) => {
+      if (type === 2) return errText.push(payload, text);
+      if (type !== 1 || overflow) return;
+      stdoutBytes += payload.length;
+      if (stdoutBytes > maxStdout) {
+        overflow = true;
+        stream.destroy();
+        return;
+      }
+      if (!opts.stdout) return text.push(payload, errText);
+      if (!opts.stdout.write(payload)) await once(opts.stdout, 'drain');
+    });
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) {
+          stream.destroy();
+          reject(err);
+        } else resolve();
+      };
+      const onAbort = () => settle(opts.signal!.reason ?? new Error('aborted'));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      demux.on('finish', () => settle());
+      demux.on('error', settle);
+      opts.stdout?.on('error', settle);
+      stream.on('error', (err) => (overflow ? settle() : settle(err)));
+      // A connection cut without an end: whatever arrived is all there is.
+      stream.on('close', () => {
+        if (!demux.writableEnded) demux.end();
+      });
+      stream.pipe(demux);
+      if (opts.stdin) {
+        opts.stdin.on('error', settle);
+        opts.stdin.pipe(stream);
+      }
+    });
+    if (overflow) return { exitCode: -1, stdout: '', stderr: errText.text(), stdoutBytes, overflow };
+    const inspected = await exec.inspect();
+    return { exitCode: inspected.ExitCode ?? -1, stdout: text.text(), stderr: errText.text(), stdoutBytes, overflow };
+  }
+}
+
+export interface StreamExecOptions {
+  stdin?: Readable;
+  /** Where stdout's bytes go; without it stdout is kept as text (capped like stderr). */
+  stdout?: Writable;
+  maxStdoutBytes?: number;
+  /** The cap of the kept text (stderr, and stdout when there is no sink). */
+  maxTextBytes: number;
+  signal?: AbortSignal;
+}
+
+export interface StreamExecResult {
+  exitCode: number;
+  /** Kept text of stdout when no sink was given. */
+  stdout: string;
+  stderr: string;
+  stdoutBytes: number;
+  /** Stdout went past maxStdoutBytes and the command was cut off. */
+  overflow: boolean;
+}
+
+/** Splits Docker's multiplexed exec stream (8-byte frame headers) and waits on the consumer of each frame. */
+class DockerDemux extends Writable {
+  private pending: Buffer = Buffer.alloc(0);
+  constructor(private readonly onFrame: (type: number, payload: Buffer) => void | Promise<void>) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.frames().then(() => cb(), cb);
+  }
+  private async frames(): Promise<void> {
+    while (this.pending.length >= 8) {
+      const size = this.pending.readUInt32BE(4);
+      if (this.pending.length < 8 + size) return;
+      const type = this.pending[0];
+      const payload = this.pending.subarray(8, 8 + size);
+      this.pending = this.pending.subarray(8 + size);
+      await this.onFrame(type, payload);
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { createFileActivities } from './file-activities';
 import { createModelActivities } from './model-activities';
 import { createSandboxActivities } from './sandbox-activities';
 import { createSessionActivities } from './session-activities';
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSessionActivities(deps),
     ...createModelActivities(deps),
     ...createSandboxActivities(deps),
+    ...createFileActivities(deps),
   };
 }
 

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type Anthropic from '@anthropic-ai/sdk';
 import { publishDelta } from '../store/events';
 import { appendMessage, getMessage, loadConversation, type ContentBlock } from '../store/conversation';
-import { getCredential } from '../store/sessions';
+import { modelCredential } from '../store/oauth';
 import { modelUsageFor, recordModelUsage } from '../store/metering';
 import { BUILTIN_TOOLS } from '../lib/tool-specs';
 import { costUsd } from '../lib/pricing';
@@ -35,7 +35,7 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
       let message = await getMessage(db, sessionId, key);
       if (!message) {
         if (!session.credential_id) throw ApplicationFailure.nonRetryable('session has no model credential', 'ModelAuthError');
-        const credential = await getCredential(db, keyring, session.credential_id);
+        const credential = await modelCredential(db, keyring, config.claudeOAuth, session.credential_id);
         if (!credential) throw ApplicationFailure.nonRetryable('the model credential was deleted', 'ModelAuthError');
         const final = await streamModel(modelClient(credential, config.model.baseURL), session, turn);
         const content = final.content as unknown as ContentBlock[];
@@ -64,19 +64,24 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
     const deniedOutright = new Set((session.profile.denied_tools ?? []).filter((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)));
     const tools = BUILTIN_TOOLS.filter((t) => !deniedOutright.has(t.name));
     const key = assistantKey(turn);
-    let pending = '';
-    let pendingBlock = 0;
-    // Deltas go out in order: each publish waits for the one before it.
-    let published: Promise<void> = Promise.resolve();
-    const flush = () => {
-      if (pending) {
-        const delta = { session_id: session.id, message_key: key, block_index: pendingBlock, attempt: ctx.info.attempt, text: pending };
-        pending = '';
-        published = published.then(() => publishDelta(db, delta)).catch(() => undefined);
-      }
-      return published;
+    // Text goes out as it arrives; what arrives while a publish is in flight is coalesced into the next.
+    const queue: Array<{ block: number; text: string }> = [];
+    let sending: Promise<void> | undefined;
+    const pump = (): Promise<void> =>
+      (sending ??= (async () => {
+        while (queue.length > 0) {
+          const { block, text } = queue.shift()!;
+          const delta = { session_id: session.id, message_key: key, block_index: block, attempt: ctx.info.attempt, text };
+          await publishDelta(db, delta).catch(() => undefined);
+        }
+        sending = undefined;
+      })());
+    const addText = (block: number, text: string) => {
+      const last = queue.at(-1);
+      if (last && last.block === block) last.text += text;
+      else queue.push({ block, text });
+      void pump();
     };
-    const flusher = setInterval(flush, 50);
     try {
       return await withHeartbeat(async () => {
         const stream = client.messages.stream(
@@ -90,11 +95,7 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
           { signal: ctx.cancellationSignal },
         );
         stream.on('streamEvent', (event) => {
-          if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
-            if (event.index !== pendingBlock) flush();
-            pendingBlock = event.index;
-            pending += event.delta.text;
-          }
+          if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') addText(event.index, event.delta.text);
         });
         return await stream.finalMessage();
       });
@@ -105,8 +106,7 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
       log.warn({ sessionId: session.id, turn, type: failure.type, attempt: ctx.info.attempt }, sanitize(failure.message));
       throw failure;
     } finally {
-      clearInterval(flusher);
-      await flush();
+      await pump();
     }
   }
 

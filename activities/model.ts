@@ -47,8 +47,11 @@ export function modelClient(
   const common = { baseURL, maxRetries: 0 };
   return credential.type === 'api_key'
     ? new Anthropic({ ...common, apiKey: credential.secret, authToken: null })
-    : new Anthropic({ ...common, apiKey: null, authToken: credential.secret });
+    : // Claude account (OAuth) tokens are accepted by the Messages API only with this beta flag.
+      new Anthropic({ ...common, apiKey: null, authToken: credential.secret, defaultHeaders: { 'anthropic-beta': OAUTH_BETA } });
 }
+
+const OAUTH_BETA = 'oauth-2025-04-20';
 
 export const SYSTEM_PROMPT = [
   'You are a security operations agent working inside an isolated Linux sandbox.',

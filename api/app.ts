@@ -9,6 +9,7 @@ import { claudeAuthRoutes } from './routes/claude-auth';
 import { claudeOAuthRoutes } from './routes/claude-oauth';
 import { profileRoutes } from './routes/profiles';
 import { sessionRoutes } from './routes/sessions';
+import { blobRoutes, fileRoutes } from './routes/files';
 import { openApiDocument } from './openapi';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
@@ -16,6 +17,8 @@ export function createApp(deps: GatewayDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // Signed file links: authorised by their signature, not a bearer token; the body is the file, not JSON.
+  app.use(blobRoutes(deps));
   app.use(express.json({ limit: '1mb' }));
   app.use(requestLog(deps.log));
 
@@ -43,6 +46,7 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use(claudeOAuthRoutes(deps));
   app.use(profileRoutes(deps));
   app.use(sessionRoutes(deps));
+  app.use(fileRoutes(deps));
 
   app.use((_req, _res, next) => next(notFound('no such endpoint')));
   app.use(errorMiddleware(deps.log));
@@ -75,6 +79,7 @@ async function check(name: string, fn: () => Promise<unknown>) {
 
 export interface WebServer {
   url: string;
+  server: http.Server;
   stop(): Promise<void>;
 }
 
@@ -88,6 +93,7 @@ export async function startWebServer(app: express.Express, port: number, host = 
   const shownHost = host === '0.0.0.0' ? 'localhost' : host;
   return {
     url: `http://${shownHost}:${addr.port}`,
+    server,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -19,4 +19,6 @@ export interface GatewayDeps {
   auth: Authenticator;
   service: SessionService;
   rateLimits: RateLimits;
+  /** The base of signed file links when PUBLIC_URL is unset: the address the gateway really listens on. */
+  publicUrl?: string;
 }

@@ -9,6 +9,8 @@ import { createAuthenticator } from './auth';
 import { createRateLimits } from './rate-limits';
 import { SessionService } from './session-service';
 import type { GatewayDeps } from './deps';
+import { attachSessionSockets } from './ws';
+import { completeUpload, requestDownload, requestUpload } from './files';
 
 /** The gateway process's parts, wired once: used by `npm start` and by api/main.ts. */
 export async function startGateway(p: {
@@ -20,7 +22,7 @@ export async function startGateway(p: {
   docker?: Docker;
   port?: number;
   host?: string;
-}): Promise<WebServer & { deps: GatewayDeps }> {
+}): Promise<WebServer & { deps: GatewayDeps; sockets: ReturnType<typeof attachSessionSockets> }> {
   const deps: GatewayDeps = {
     db: p.db,
     client: p.client,
@@ -33,5 +35,27 @@ export async function startGateway(p: {
     rateLimits: createRateLimits(p.config.limits),
   };
   const web = await startWebServer(createApp(deps), p.port ?? p.config.port, p.host);
-  return { ...web, deps };
+  const sockets = attachSessionSockets(web.server, {
+    db: p.db,
+    service: deps.service,
+    config: p.config,
+    log: p.log,
+    auth: deps.auth,
+    files: {
+      upload: (userId, sessionId, body) => requestUpload(deps, userId, sessionId, body),
+      complete: (userId, sessionId, body) => completeUpload(deps, userId, sessionId, body),
+      download: (userId, sessionId, body) => requestDownload(deps, userId, sessionId, body),
+    },
+  });
+  // Signed file links point at this gateway; with port 0 the port is only known now.
+  if (!p.config.files.publicUrlConfigured) deps.publicUrl = web.url;
+  return {
+    ...web,
+    deps,
+    sockets,
+    async stop() {
+      await sockets.close();
+      await web.stop();
+    },
+  };
 }

@@ -1,11 +1,20 @@
 import { z } from 'zod';
 import { ProfileBody } from './routes/profiles';
+import { DownloadRequestBody, UploadCompleteBody, UploadRequestBody } from './files';
+import { OAuthCodeBody } from './routes/claude-oauth';
 
 /**
  * The OpenAPI document served at GET /openapi. Request bodies come from the
  * same zod schemas the routes validate with; a test checks every route is here.
  */
-type Op = { summary: string; body?: z.ZodTypeAny; query?: Array<{ name: string; description: string }>; responses: Record<string, string> };
+type Op = {
+  summary: string;
+  body?: z.ZodTypeAny;
+  query?: Array<{ name: string; description: string }>;
+  responses: Record<string, string>;
+  /** Authorised by a signed link (query expires and sig), not the bearer token. */
+  signed?: true;
+};
 
 const ApiKey = z.object({ api_key: z.string().startsWith('sk-ant-') });
 const CreateSession = z.object({
@@ -19,6 +28,10 @@ const CreateSession = z.object({
 const Capture = z.object({ name: z.string().max(100), description: z.string().max(500).optional() });
 
 const common = { '401': 'Missing or invalid bearer token' };
+const signedQuery = [
+  { name: 'expires', description: 'expiry of the link (unix seconds)' },
+  { name: 'sig', description: 'HMAC-SHA256 signature of method, id and expiry' },
+];
 
 export const OPERATIONS: Record<string, Record<string, Op>> = {
   '/healthz': { get: { summary: 'Liveness', responses: { '200': 'The process is up' } } },
@@ -29,6 +42,9 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
     delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },
   },
   '/v1/auth/claude/apikey': { post: { summary: 'Store an Anthropic API key (sealed at rest)', body: ApiKey, responses: { '200': 'Stored', '400': 'Invalid key', '403': 'Not registered', ...common } } },
+  '/v1/auth/claude/start': { post: { summary: 'Start a Claude account sign-in (OAuth authorization code with PKCE)', responses: { '200': 'oauth_session_id and expires_in', '403': 'Not registered', '503': 'OAuth not configured', ...common } } },
+  '/v1/auth/claude/url': { get: { summary: 'The authorization URL of a sign-in', query: [{ name: 'session_id', description: 'oauth_session_id from /v1/auth/claude/start' }], responses: { '200': 'url_ready with the URL', '400': 'Invalid query', '403': 'Not registered', '404': 'No such flow, or expired', '409': 'Flow already used', ...common } } },
+  '/v1/auth/claude/code': { post: { summary: 'Exchange the authorization code; the tokens are stored sealed as the oauth_token credential', body: OAuthCodeBody, responses: { '200': 'Stored', '400': 'Invalid body or code rejected by the authorization server', '403': 'Not registered', '404': 'No such flow, or expired', '409': 'Flow already used', '502': 'Authorization server failed', '503': 'OAuth not configured', ...common } } },
   '/v1/auth/claude/status': { get: { summary: 'Whether a Claude credential is stored', responses: { '200': 'Status', ...common } } },
   '/v1/auth/claude': { delete: { summary: 'Delete the stored Claude credential', responses: { '200': 'Deleted', ...common } } },
   '/v1/profiles': {
@@ -59,6 +75,13 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
   },
   '/v1/sessions/{sessionId}/record': { delete: { summary: 'Delete an ended session’s record, events and conversation', responses: { '200': 'Deleted', '404': 'Not found', '409': 'Not ended', ...common } } },
   '/v1/sessions/{sessionId}/capture-profile': { post: { summary: 'Create a profile from a session’s settings', body: Capture, responses: { '201': 'Created', '404': 'Not found', '409': 'Profile limit reached', ...common } } },
+  '/v1/io/sessions/{sessionId}/upload': { post: { summary: 'A signed link to PUT a file to; it lands in /workspace/uploads/<filename> on completion', body: UploadRequestBody, responses: { '200': 'upload_url, upload_id, target_path, expires_at', '400': 'Invalid body (filename must be a plain name)', '404': 'Not found', '409': 'Session not running', '413': 'size over the limit (100 MiB by default)', '429': 'Too many uploads for this session', ...common } } },
+  '/v1/io/sessions/{sessionId}/upload/complete': { post: { summary: 'Place an uploaded file in the session workspace', body: UploadCompleteBody, responses: { '200': 'success and path', '400': 'Invalid body', '404': 'No such session or upload', '409': 'Session not running, or the bytes were not uploaded', ...common } } },
+  '/v1/io/sessions/{sessionId}/download': { post: { summary: 'Copy a workspace file out and get a signed link to GET it', body: DownloadRequestBody, responses: { '200': 'download_url and expires_at', '400': 'Invalid body, or not a regular file', '403': 'The path resolves outside /workspace', '404': 'No such session or file', '409': 'Session not running', '413': 'File over the limit', ...common } } },
+  '/v1/io/blobs/{blobId}': {
+    put: { summary: 'Upload a file’s bytes (the upload_url); the body is the file', signed: true, query: signedQuery, responses: { '200': 'Received (bytes and sha256)', '400': 'Fewer bytes than declared', '403': 'Invalid or expired signature', '404': 'No such upload', '413': 'More bytes than declared' } },
+    get: { summary: 'Download an exported file (the download_url)', signed: true, query: signedQuery, responses: { '200': 'The file (application/octet-stream)', '403': 'Invalid or expired signature', '404': 'No such download (expired)' } },
+  },
 };
 
 /** Frames of the session WebSocket, beyond REST: documented here for clients. */
@@ -69,6 +92,7 @@ export const WEBSOCKET = {
   serverFrames: [
     'user', 'assistant', 'assistant_delta', 'tool_use', 'tool_result', 'system', 'result', 'session_status', 'session_end',
     'session_error', 'error', 'tool_approval_request', 'ask_user_question', 'usage_delta', 'prompt_ack', 'interrupt_ack', 'heartbeat_ack',
+    'tool_approval_response_ack', 'ask_user_question_response_ack', 'upload_url', 'upload_complete_ack', 'download_url',
   ],
   closeCodes: { 4001: 'invalid or missing authentication', 4003: 'session belongs to another user', 4004: 'session not found', 4009: 'session not running', 4100: 'session ended', 4101: 'connection reset', 4500: 'internal error' },
 };
@@ -81,7 +105,7 @@ export function openApiDocument(version: string) {
         method,
         {
           summary: op.summary,
-          ...(path.startsWith('/v1') ? { security: [{ bearer: [] }] } : {}),
+          ...(path.startsWith('/v1') && !op.signed ? { security: [{ bearer: [] }] } : {}),
           parameters: [
             ...[...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
             ...(op.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: { type: 'string' } })),

@@ -5,31 +5,19 @@
  *   2. one tool-using turn, against two direct model calls plus one docker exec;
  *   3. sessions per minute, sustained with a few in flight at once.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import Docker from 'dockerode';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { createLogger } from '../lib/log';
 import { loadConfig } from '../lib/config';
-import { findTemporalCli } from '../infra/temporal-cli';
-import { startDevServer } from '../infra/temporal-dev-server';
-import { ensureRunnerImage } from '../infra/runner-image';
-import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
-import { freePort } from '../test/support/global-setup';
-import { startHarness, TEST_KEY, type Harness } from '../test/support/harness';
+import { TEST_KEY, type Harness } from '../test/support/harness';
 import { text, toolUse } from '../test/support/fake-anthropic';
 import { DockerSandboxes } from '../activities/docker-sandbox';
+import { percentile as pct, startBenchStack } from './stack';
 
 const N = Number(process.env.BENCH_SAMPLES ?? 12);
 const SUSTAIN_SESSIONS = Number(process.env.BENCH_SUSTAIN_SESSIONS ?? 24);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
 const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 function row(name: string, ours: number[], base: number[]) {
   const [o50, o95, b50, b95] = [pct(ours, 50), pct(ours, 95), pct(base, 50), pct(base, 95)];
@@ -43,24 +31,9 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 async function main() {
-  const log = createLogger('warn', 'bench');
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
   const docker = new Docker();
-  await ensureRunnerImage(docker, config.runnerImage, config.version, log);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ais-bench-'));
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
-  fs.writeFileSync(path.join(dir, 'bundle.js'), bundle.code);
-  const server = await startDevServer({
-    cliPath: await findTemporalCli(process.env.TEMPORAL_CLI_PATH, log),
-    port: await freePort(),
-    uiPort: await freePort(),
-    namespace: 'default',
-    searchAttributes: SEARCH_ATTRIBUTE_KEYS,
-    log,
-  });
-  process.env.TEST_TEMPORAL_ADDRESS = server.address;
-  process.env.TEST_WORKFLOW_BUNDLE = path.join(dir, 'bundle.js');
-  const h = await startHarness({ env: { BILLING_PERIOD_SECONDS: '60', SANDBOX_CHECK_SECONDS: '30' } });
+  const { h, stop } = await startBenchStack();
   try {
     const lines = [
       `ai-sessions bench — ${os.cpus().length} cores, ${N} samples, runner image ${config.runnerImage}`,
@@ -76,9 +49,7 @@ async function main() {
       `${rate.basePerMinute.toFixed(1)} /min (${(rate.perMinute / rate.basePerMinute).toFixed(2)}×)`);
     console.log(lines.join('\n'));
   } finally {
-    await h.close();
-    await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await stop();
   }
 }
 

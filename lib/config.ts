@@ -64,11 +64,30 @@ const EnvSchema = z.object({
   RATE_LIMIT_SESSION_CREATES: z.coerce.number().int().min(1).default(10),
   RATE_LIMIT_PROMPTS: z.coerce.number().int().min(1).default(60),
   RATE_LIMIT_UPLOADS: z.coerce.number().int().min(1).default(10),
+  /** File transfer: where bytes wait (default <DATA_DIR>/blobs; a directory every gateway and worker shares in production). */
+  BLOB_DIR: optionalString,
+  UPLOAD_MAX_BYTES: z.coerce.number().int().min(1).default(100 * 1024 * 1024),
+  /** How long a signed upload or download link works. */
+  FILE_URL_TTL_SECONDS: seconds(3600),
+  /** The HMAC key of signed file links; derived from the master key when unset. */
+  FILE_URL_SECRET: optionalString.refine((v) => v === undefined || v.length >= 32, { message: 'must be at least 32 characters' }),
+  /** The gateway's address as clients reach it, the base of signed file links (default http://localhost:<PORT>). */
+  PUBLIC_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]/.test(v), {
+    message: 'must be an http:// or https:// URL',
+  }),
   WS_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(100),
   WS_PING_SECONDS: seconds(30),
   WS_IDLE_SECONDS: seconds(60),
   WS_REPLAY_SECONDS: seconds(60),
   WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /** Claude account sign-in (authorization code with PKCE); the flow is off until a client id is set. */
+  CLAUDE_OAUTH_AUTHORIZE_URL: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').default('https://claude.ai/oauth/authorize'),
+  CLAUDE_OAUTH_TOKEN_URL: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').default('https://console.anthropic.com/v1/oauth/token'),
+  CLAUDE_OAUTH_TOKEN_FORMAT: z.enum(['json', 'form']).default('json'),
+  CLAUDE_OAUTH_CLIENT_ID: optionalString,
+  CLAUDE_OAUTH_REDIRECT_URI: z.string().min(1).default('https://console.anthropic.com/oauth/code/callback'),
+  CLAUDE_OAUTH_SCOPES: z.string().min(1).default('user:profile user:inference'),
+  OAUTH_FLOW_TTL_SECONDS: seconds(300),
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -87,6 +106,16 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
     },
     databaseUrl: env.DATABASE_URL,
     dataDir,
+    files: {
+      // A shared directory in production (gateways serve it, the worker on each Docker host fills and empties it).
+      blobDir: env.BLOB_DIR ? path.resolve(env.BLOB_DIR) : path.join(dataDir, 'blobs'),
+      maxBytes: env.UPLOAD_MAX_BYTES,
+      urlTtlSeconds: env.FILE_URL_TTL_SECONDS,
+      urlSecret: env.FILE_URL_SECRET,
+      publicUrl: (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, ''),
+      /** False when PUBLIC_URL is unset: the gateway then uses the address it really listens on. */
+      publicUrlConfigured: env.PUBLIC_URL !== undefined,
+    },
     docker: { host: env.DOCKER_HOST, hostId: env.WORKER_HOST_ID },
     runnerImage: env.RUNNER_IMAGE,
     port: env.PORT,
@@ -139,6 +168,15 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       idleSeconds: env.WS_IDLE_SECONDS,
       replaySeconds: env.WS_REPLAY_SECONDS,
       maxMessageBytes: env.WS_MAX_MESSAGE_BYTES,
+    },
+    claudeOAuth: {
+      authorizeUrl: env.CLAUDE_OAUTH_AUTHORIZE_URL,
+      tokenUrl: env.CLAUDE_OAUTH_TOKEN_URL,
+      tokenFormat: env.CLAUDE_OAUTH_TOKEN_FORMAT,
+      clientId: env.CLAUDE_OAUTH_CLIENT_ID,
+      redirectUri: env.CLAUDE_OAUTH_REDIRECT_URI,
+      scopes: env.CLAUDE_OAUTH_SCOPES,
+      flowTtlSeconds: env.OAUTH_FLOW_TTL_SECONDS,
     },
     sandbox: {
       cpus: env.SANDBOX_CPUS,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db, Queryable } from './db';
 import { joinSecrets, splitSecrets, type ProfileSecrets, type SessionProfile } from '../lib/profile';
 import { open, seal, type Keyring } from './encryption';
+import { accessTokenOf } from '../lib/claude-oauth';
 
 export type SessionStatus = 'starting' | 'running' | 'ended';
 
@@ -197,7 +198,10 @@ export async function getCredential(
     'SELECT type, secret FROM credentials WHERE id = $1',
     [id],
   );
-  return rows[0] && { type: rows[0].type, secret: open(keyring, rows[0].secret) };
+  if (!rows[0]) return undefined;
+  const secret = open(keyring, rows[0].secret);
+  // An OAuth credential is sealed as JSON with its refresh token and expiry: callers get the access token.
+  return { type: rows[0].type, secret: rows[0].type === 'oauth_token' ? accessTokenOf(secret) : secret };
 }
 
 /**

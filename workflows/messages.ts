@@ -21,6 +21,19 @@ export const approvalUpdate = defineUpdate<{ accepted: boolean }, [{ requestId: 
 );
 export const answerUpdate = defineUpdate<{ accepted: boolean }, [{ requestId: string; answerRef: string }]>('answer');
 
+/** File transfer: ids of bytes waiting in the blob area and paths, never the bytes (workflows/files.ts). */
+export interface PlaceFileInput {
+  uploadId: string;
+  filename: string;
+}
+export interface ExportFileInput {
+  downloadId: string;
+  path: string;
+  maxBytes: number;
+}
+export const placeFileUpdate = defineUpdate<{ path: string; size: number }, [PlaceFileInput]>('placeFile');
+export const exportFileUpdate = defineUpdate<{ path: string; size: number }, [ExportFileInput]>('exportFile');
+
 export interface PendingRequest {
   kind: 'approval' | 'question';
   requestId: string;

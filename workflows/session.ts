@@ -28,6 +28,7 @@ import {
 } from './messages';
 import { sessionActivities } from './activity-proxies';
 import { describeFailure } from './failures';
+import { handleFileUpdates } from './files';
 import type { SessionInput, SessionOutcome, SessionState } from './types';
 
 export type { SessionInput, SessionOutcome, SessionState, SessionTimings } from './types';
@@ -142,6 +143,8 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       },
     },
   );
+
+  handleFileUpdates({ sessionId, state: s, ended: () => end !== undefined, onSandbox });
 
   const setActivity = (next: string) => {
     activity = next;

@@ -127,15 +127,22 @@ function receive(req: Request, part: string, limit: number): Promise<{ bytes: nu
 }
 
 /**
- * 413 without reading the rest: the connection is closed after the answer
- * (a client that keeps sending is cut off after a few seconds).
+ * 413 without reading the rest. The whole answer is written at once but the
+ * response is ended (which closes the connection) a moment later: closing a
+ * socket with unread bytes resets it, and the client would see the reset
+ * instead of the 413.
  */
 function refuseOversize(req: Request, res: Response, declared: number) {
   const err = tooLarge(`the upload is larger than its declared size of ${declared} bytes`);
+  const body = JSON.stringify({ error: { code: err.code, message: err.message } });
   req.pause();
-  res.set('Connection', 'close');
-  res.status(err.status).json({ error: { code: err.code, message: err.message } });
-  res.on('finish', () => {
-    setTimeout(() => req.socket.destroy(), 5000).unref();
+  res.writeHead(err.status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
   });
+  res.write(body);
+  const closeLater = setTimeout(() => res.end(), 2000);
+  closeLater.unref();
+  req.socket.once('close', () => clearTimeout(closeLater));
 }

@@ -31,6 +31,8 @@ export interface MessageReply {
   model?: string;
   /** Streaming only: delay between SSE frames, so tests can interrupt mid-stream. */
   chunkDelayMs?: number;
+  /** How many text_delta pieces each text block is split into (default 4). */
+  textParts?: number;
   /** Delay before the first byte (status line) is sent. */
   hangMs?: number;
   /** Streaming only: after this many frames send an `event: error` (as the real API does when overloaded mid-stream) and end. */
@@ -127,6 +129,9 @@ export class FakeAnthropic {
   enqueue(...replies: ScriptedReply[]): void { this.queue.push(...replies); }
   setResponder(fn: Responder | undefined): void { this.responder = fn; }
   setDefault(reply: ScriptedReply | undefined): void { this.defaultReply = reply; }
+
+  /** Called as each text delta is written to the wire (the benchmark times delivery from here). */
+  onTextDelta: ((text: string) => void) | undefined;
   /** Replies still queued (lets tests assert a rejected request did not consume one). */
   get pending(): number { return this.queue.length; }
   reset(): void {
@@ -179,7 +184,7 @@ export class FakeAnthropic {
       return;
     }
     const message = buildMessage(reply, body, raw);
-    if (body.stream === true) await streamMessage(res, message, reply);
+    if (body.stream === true) await streamMessage(res, message, reply, this.onTextDelta);
     else sendJson(res, 200, message);
   }
 
@@ -297,14 +302,14 @@ function chunk(s: string, parts = 4): string[] {
   return out;
 }
 
-function sseFrames(msg: WireMessage): Array<[string, unknown]> {
+function sseFrames(msg: WireMessage, textParts = 4): Array<[string, unknown]> {
   const frames: Array<[string, unknown]> = [
     ['message_start', { type: 'message_start', message: { ...msg, content: [], stop_reason: null, usage: { ...msg.usage, output_tokens: 1 } } }],
   ];
   msg.content.forEach((block, index) => {
     if (block.type === 'text') {
       frames.push(['content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } }]);
-      for (const text of chunk(block.text)) {
+      for (const text of chunk(block.text, textParts)) {
         frames.push(['content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text } }]);
       }
     } else {
@@ -326,9 +331,9 @@ function sseFrames(msg: WireMessage): Array<[string, unknown]> {
   return frames;
 }
 
-async function streamMessage(res: http.ServerResponse, msg: WireMessage, reply: MessageReply): Promise<void> {
+async function streamMessage(res: http.ServerResponse, msg: WireMessage, reply: MessageReply, onTextDelta?: (text: string) => void): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': randomId('req_') });
-  const frames = sseFrames(msg);
+  const frames = sseFrames(msg, reply.textParts);
   const failAt = reply.midStreamError?.afterFrames;
   for (let i = 0; i < frames.length; i++) {
     if (res.destroyed || res.writableEnded) return; // client went away (abort): stop quietly
@@ -340,6 +345,8 @@ async function streamMessage(res: http.ServerResponse, msg: WireMessage, reply: 
       return;
     }
     res.write(sseFrame(frames[i][0], frames[i][1]));
+    const delta = (frames[i][1] as { delta?: { type: string; text?: string } }).delta;
+    if (delta?.type === 'text_delta') onTextDelta?.(delta.text!);
   }
   res.end();
 }
