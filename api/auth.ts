@@ -17,7 +17,7 @@ export interface Authenticator {
  * generated secret), or keys from AUTH_JWKS_URL; issuer and audience are
  * checked when configured. The user is the token's `sub`.
  */
-export function createAuthenticator(auth: Config['auth'], jwtSecret: string | undefined): Authenticator {
+export function createAuthenticator(auth: Partial<Config['auth']>, jwtSecret: string | undefined): Authenticator {
   const jwks: JWTVerifyGetKey | undefined = auth.jwksUrl ? createRemoteJWKSet(new URL(auth.jwksUrl)) : undefined;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
   if (!jwks && !secret) throw new Error('no JWT secret or JWKS URL to verify tokens with');
