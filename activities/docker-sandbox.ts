@@ -128,14 +128,12 @@ export class DockerSandboxes {
     return { removed };
   }
 
-  /** Runs argv inside the sandbox as the sandbox user; stdout and stderr are kept apart. */
-  async exec(containerId: string, argv: string[], opts: ExecOptions): Promise<ExecResult> {
-    const container = this.docker.getContainer(containerId);
-    let exec: Docker.Exec;
+  /** An exec of argv as the sandbox user in /workspace; a missing or stopped container is SandboxGoneError. */
+  private async createExec(containerId: string, argv: string[], withStdin: boolean): Promise<Docker.Exec> {
     try {
-      exec = await container.exec({
+      return await this.docker.getContainer(containerId).exec({
         Cmd: argv,
-        AttachStdin: opts.stdin !== undefined,
+        AttachStdin: withStdin,
         AttachStdout: true,
         AttachStderr: true,
         User: '1000:1000',
@@ -145,6 +143,11 @@ export class DockerSandboxes {
       if (isNotFound(err) || isNotRunning(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
       throw err;
     }
+  }
+
+  /** Runs argv inside the sandbox as the sandbox user; stdout and stderr are kept apart. */
+  async exec(containerId: string, argv: string[], opts: ExecOptions): Promise<ExecResult> {
+    const exec = await this.createExec(containerId, argv, opts.stdin !== undefined);
     // Aborted before it started: never start it (nothing would be there to stop it later).
     if (opts.signal?.aborted) return { exitCode: -1, stdout: '', stderr: '', totalBytes: 0, truncated: false };
     const stream = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
@@ -183,21 +186,7 @@ export class DockerSandboxes {
    * stderr. Stdout beyond maxStdoutBytes stops the command (overflow: true).
    */
   async execStream(containerId: string, argv: string[], opts: StreamExecOptions): Promise<StreamExecResult> {
-    const container = this.docker.getContainer(containerId);
-    let exec: Docker.Exec;
-    try {
-      exec = await container.exec({
-        Cmd: argv,
-        AttachStdin: opts.stdin !== undefined,
-        AttachStdout: true,
-        AttachStderr: true,
-        User: '1000:1000',
-        WorkingDir: '/workspace',
-      });
-    } catch (err) {
-      if (isNotFound(err) || isNotRunning(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
-      throw err;
-    }
+    const exec = await this.createExec(containerId, argv, opts.stdin !== undefined);
     opts.signal?.throwIfAborted();
     const stream = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
     const text = new CappedBuffer(opts.maxTextBytes);

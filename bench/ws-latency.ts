@@ -7,9 +7,7 @@
 import http from 'node:http';
 import os from 'node:os';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startGateway } from '../api/gateway';
 import { mintToken } from '../api/auth';
-import { createLogger } from '../lib/log';
 import { TEST_JWT_SECRET } from '../test/support/harness';
 import { text } from '../test/support/fake-anthropic';
 import { percentile, startBenchStack } from './stack';
@@ -37,10 +35,7 @@ async function openClients(url: string, n: number, onFrame: (data: string, at: n
 
 async function main() {
   const { h, stop } = await startBenchStack({ WS_MESSAGES_PER_SECOND: '1000' });
-  const gateway = await startGateway({
-    config: h.config, db: h.db, client: h.client, log: createLogger('silent'),
-    secrets: { keyring: h.keyring, jwtSecret: TEST_JWT_SECRET }, docker: h.docker, port: 0, host: '127.0.0.1',
-  });
+  const gateway = await h.startGateway();
   const lines = [
     `ai-sessions streaming bench — ${os.cpus().length} cores, ${PIECES} text deltas ${PIECE_GAP_MS} ms apart per run`,
     '',

@@ -2,9 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { sessionContainers, TEST_JWT_SECRET, useHarness, type Harness } from './support/harness';
 import { text } from './support/fake-anthropic';
-import { startGateway } from '../api/gateway';
 import { mintToken } from '../api/auth';
-import { createLogger } from '../lib/log';
 import { MASKED } from '../lib/profile';
 import { fullProfile } from '../store/profiles';
 import { listEvents } from '../store/events';
@@ -40,7 +38,7 @@ const apiKey = () => `sk-ant-api03-${randomBytes(20).toString('hex')}`;
  * records every response text; sessions the API starts are ended before the harness closes.
  */
 function useGateway(opts: { env?: Record<string, string>; noWorker?: boolean } = {}) {
-  let gw: Awaited<ReturnType<typeof startGateway>> | undefined;
+  let gw: Awaited<ReturnType<Harness['startGateway']>> | undefined;
   const startedSessions: string[] = [];
   const responses: string[] = [];
   // Declared before useHarness so it runs first: the harness is still open for the cleanup.
@@ -53,16 +51,7 @@ function useGateway(opts: { env?: Record<string, string>; noWorker?: boolean } =
   });
   const h = useHarness(opts);
   beforeAll(async () => {
-    gw = await startGateway({
-      config: h.config,
-      db: h.db,
-      client: h.client,
-      log: createLogger('silent'),
-      secrets: { keyring: h.keyring, jwtSecret: TEST_JWT_SECRET },
-      docker: h.docker,
-      port: 0,
-      host: '127.0.0.1',
-    });
+    gw = await h.startGateway();
   });
 
   async function send(method: string, path: string, init: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {

@@ -2,9 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createAuthenticator, mintToken } from '../api/auth';
-import { startGateway } from '../api/gateway';
 import { AppError } from '../api/errors';
-import { createLogger } from '../lib/log';
 import { TEST_JWT_SECRET, useHarness } from './support/harness';
 
 /** Token verification with a JWKS served over real HTTP, and with HS256 plus issuer and audience. */
@@ -57,19 +55,12 @@ describe('bearer tokens', () => {
   });
 
   describe('registration rate limit', () => {
-    let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
-    afterAll(async () => {
-      await gateway?.stop();
-    });
     const h = useHarness({ env: { RATE_LIMIT_REGISTRATIONS: '2' } });
 
     it('answers 429 with Retry-After past RATE_LIMIT_REGISTRATIONS per user', async () => {
-      gateway = await startGateway({
-        config: h.config, db: h.db, client: h.client, log: createLogger('silent'),
-        secrets: { keyring: h.keyring, jwtSecret: TEST_JWT_SECRET }, docker: h.docker, port: 0, host: '127.0.0.1',
-      });
+      const gateway = await h.startGateway();
       const token = await mintToken(TEST_JWT_SECRET, { sub: 'eager' });
-      const register = () => fetch(`${gateway!.url}/v1/register`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      const register = () => fetch(`${gateway.url}/v1/register`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
       expect((await register()).status).toBe(200);
       expect((await register()).status).toBe(409);
       const limited = await register();
@@ -77,7 +68,7 @@ describe('bearer tokens', () => {
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
       // Another user is counted apart.
       const other = await mintToken(TEST_JWT_SECRET, { sub: 'patient' });
-      expect((await fetch(`${gateway!.url}/v1/register`, { method: 'POST', headers: { authorization: `Bearer ${other}` } })).status).toBe(200);
+      expect((await fetch(`${gateway.url}/v1/register`, { method: 'POST', headers: { authorization: `Bearer ${other}` } })).status).toBe(200);
     });
   });
 });

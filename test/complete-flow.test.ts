@@ -1,8 +1,6 @@
 import WebSocket from 'ws';
-import { startGateway } from '../api/gateway';
 import { mintToken } from '../api/auth';
-import { createLogger } from '../lib/log';
-import { TEST_JWT_SECRET, TEST_KEY, useHarness } from './support/harness';
+import { TEST_JWT_SECRET, TEST_KEY, useHarness, type Harness } from './support/harness';
 import { text, toolUse } from './support/fake-anthropic';
 import { createSession } from '../store/sessions';
 
@@ -14,22 +12,10 @@ type Frame = { type: string; timestamp: string; session_id: string; seq?: number
  * nothing of ours on the client side but the base URL and the token.
  */
 describe('the complete session flow of the reference', () => {
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  afterAll(async () => {
-    await gateway?.stop();
-  });
+  let gateway: Awaited<ReturnType<Harness['startGateway']>>;
   const h = useHarness();
   beforeAll(async () => {
-    gateway = await startGateway({
-      config: h.config,
-      db: h.db,
-      client: h.client,
-      log: createLogger('silent'),
-      secrets: { keyring: h.keyring, jwtSecret: TEST_JWT_SECRET },
-      docker: h.docker,
-      port: 0,
-      host: '127.0.0.1',
-    });
+    gateway = await h.startGateway();
   });
 
   it('creates a session, waits for it to run, talks over the WebSocket and ends it', async () => {

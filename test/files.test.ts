@@ -4,12 +4,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { TEST_JWT_SECRET, sessionContainers, useHarness } from './support/harness';
-import { startGateway } from '../api/gateway';
+import { TEST_JWT_SECRET, sessionContainers, useHarness, type Harness } from './support/harness';
 import { mintToken } from '../api/auth';
 import { signLink } from '../api/files';
-import { loadConfig } from '../lib/config';
-import { createLogger } from '../lib/log';
 import { sessionWorkflowId } from '../workflows/messages';
 
 /**
@@ -27,7 +24,7 @@ interface Reply {
   bytes: Buffer;
 }
 
-type Gateway = Awaited<ReturnType<typeof startGateway>>;
+type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
 
 const blobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ais-blobs-'));
 const MiB = 1024 * 1024;
@@ -132,9 +129,8 @@ describe('file transfer for user sessions', () => {
   const blobFiles = (prefix = '') => fs.readdirSync(blobDir).filter((n) => n.startsWith(prefix)).sort();
 
   beforeAll(async () => {
-    const common = { db: h.db, client: h.client, log: createLogger('silent'), secrets: { keyring: h.keyring, jwtSecret: TEST_JWT_SECRET }, docker: h.docker, port: 0, host: '127.0.0.1' };
-    gw = await startGateway({ ...common, config: h.config });
-    small = await startGateway({ ...common, config: loadConfig({ ...h.env, UPLOAD_MAX_BYTES: '1024', RATE_LIMIT_UPLOADS: '3', RATE_LIMIT_WINDOW_SECONDS: '3600' }) });
+    gw = await h.startGateway();
+    small = await h.startGateway({ UPLOAD_MAX_BYTES: '1024', RATE_LIMIT_UPLOADS: '3', RATE_LIMIT_WINDOW_SECONDS: '3600' });
     alice = await user('alice');
     bob = await user('bob');
     session = await runningSession(alice);

@@ -1,7 +1,5 @@
 import WebSocket from 'ws';
-import { startGateway } from '../api/gateway';
 import { mintToken } from '../api/auth';
-import { createLogger } from '../lib/log';
 import { listEvents } from '../store/events';
 import { TEST_JWT_SECRET, useHarness } from './support/harness';
 import { text, toolUse } from './support/fake-anthropic';
@@ -14,25 +12,8 @@ type Frame = { type: string; seq?: number; payload: Record<string, unknown> };
  * event exactly once across both connections.
  */
 describe('a gateway restarted mid-session', () => {
-  const gateways: Array<Awaited<ReturnType<typeof startGateway>>> = [];
-  afterAll(async () => {
-    for (const g of gateways) await g.stop().catch(() => undefined);
-  });
   const h = useHarness();
-  const gateway = async () => {
-    const g = await startGateway({
-      config: h.config,
-      db: h.db,
-      client: h.client,
-      log: createLogger('silent'),
-      secrets: { keyring: h.keyring, jwtSecret: TEST_JWT_SECRET },
-      docker: h.docker,
-      port: 0,
-      host: '127.0.0.1',
-    });
-    gateways.push(g);
-    return g;
-  };
+  const gateway = () => h.startGateway();
 
   it('loses and repeats nothing when the client resumes with since', async () => {
     const first = await gateway();

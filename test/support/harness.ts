@@ -13,6 +13,9 @@ import { createWorkers, type SessionWorkers } from '../../worker/worker';
 import { SessionService } from '../../api/session-service';
 import type { SessionProfile } from '../../lib/profile';
 import { FakeAnthropic } from './fake-anthropic';
+import { startGateway } from '../../api/gateway';
+
+type Gateway = Awaited<ReturnType<typeof startGateway>>;
 
 export const TEST_KEY = 'sk-ant-test-key-0123456789abcdef';
 export const TEST_JWT_SECRET = 'test-jwt-secret-for-hs256-0123456789abcdef';
@@ -72,6 +75,8 @@ export interface Harness {
   waitForEvent(sessionId: string, match: (e: StoredEvent) => boolean, timeoutMs?: number): Promise<StoredEvent>;
   waitForEnd(sessionId: string): Promise<{ endReason: string; errorMessage?: string }>;
   startWorkers(): Promise<SessionWorkers>;
+  /** A gateway on this harness's store, Temporal and keys (port 0), stopped by close(); env overrides apply to it alone. */
+  startGateway(env?: Record<string, string>): Promise<Gateway>;
   close(): Promise<void>;
 }
 
@@ -118,6 +123,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const started: SessionWorkers[] = [];
   const workerConnections: NativeConnection[] = [];
   const sessionIds: string[] = [];
+  const gateways: Gateway[] = [];
 
   const h: Harness = {
     config,
@@ -158,6 +164,20 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       sessionIds.push(sessionId);
       return sessionId;
     },
+    async startGateway(overrides = {}) {
+      const g = await startGateway({
+        config: Object.keys(overrides).length ? loadConfig({ ...env, ...overrides }) : config,
+        db,
+        client,
+        log: createLogger('silent'),
+        secrets: { keyring, jwtSecret: TEST_JWT_SECRET },
+        docker,
+        port: 0,
+        host: '127.0.0.1',
+      });
+      gateways.push(g);
+      return g;
+    },
     events: (sessionId) => listEvents(db, sessionId),
     async waitForEvent(sessionId, match, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
@@ -171,6 +191,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     waitForEnd: (sessionId) => service.waitForEnd(sessionId),
     async close() {
+      for (const g of gateways) await g.stop().catch(() => undefined);
       // Sessions still running are terminated so no container outlives the suite.
       for (const sid of sessionIds) {
         await service.terminate(sid, 'user_requested').catch(() => undefined);
