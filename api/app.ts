@@ -11,6 +11,8 @@ import { profileRoutes } from './routes/profiles';
 import { sessionRoutes } from './routes/sessions';
 import { blobRoutes, fileRoutes } from './routes/files';
 import { openApiDocument } from './openapi';
+import { adminRoutes } from './routes/admin';
+import { hiveRoutes } from './routes/hive';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
 export function createApp(deps: GatewayDeps): express.Express {
@@ -40,6 +42,9 @@ export function createApp(deps: GatewayDeps): express.Express {
     res.json(openApiDocument(deps.config.version));
   });
 
+  // Admin and org endpoints authenticate with their own tokens, never a user's JWT.
+  app.use(adminRoutes(deps));
+  app.use(hiveRoutes(deps));
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
   app.use(claudeAuthRoutes(deps));

@@ -19,6 +19,8 @@ export interface GatewayDeps {
   auth: Authenticator;
   service: SessionService;
   rateLimits: RateLimits;
+  /** Guards /v1/admin; undefined disables it. */
+  adminToken?: string;
   /** The base of signed file links when PUBLIC_URL is unset: the address the gateway really listens on. */
   publicUrl?: string;
 }

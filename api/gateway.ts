@@ -33,6 +33,7 @@ export async function startGateway(p: {
     auth: createAuthenticator(p.config.auth, p.secrets.jwtSecret),
     service: new SessionService({ db: p.db, client: p.client, config: p.config, keyring: p.secrets.keyring }),
     rateLimits: createRateLimits(p.config.limits),
+    adminToken: p.secrets.adminToken,
   };
   const web = await startWebServer(createApp(deps), p.port ?? p.config.port, p.host);
   const sockets = attachSessionSockets(web.server, {

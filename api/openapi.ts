@@ -37,6 +37,17 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
   '/healthz': { get: { summary: 'Liveness', responses: { '200': 'The process is up' } } },
   '/readyz': { get: { summary: 'Readiness of Temporal, the store and the Docker engine', responses: { '200': 'Ready', '503': 'A dependency is down' } } },
   '/openapi': { get: { summary: 'This document', responses: { '200': 'OpenAPI 3.1 document' } } },
+  '/v1/admin/orgs': {
+    get: { summary: 'List organizations (ADMIN_TOKEN)', responses: { '200': 'Organizations', '401': 'Bad admin token', '503': 'Administration disabled' } },
+    post: { summary: 'Create an organization; its first API key is shown once (ADMIN_TOKEN)', responses: { '201': 'Created', '400': 'Invalid body', '401': 'Bad admin token', '503': 'Administration disabled' } },
+  },
+  '/v1/admin/orgs/{orgId}/keys': { post: { summary: 'Add an org API key, optionally revoking the others (ADMIN_TOKEN)', responses: { '201': 'Created (shown once)', '401': 'Bad admin token', '404': 'No such organization' } } },
+  '/v1/orgs/{orgId}/hive/{hive}': { get: { summary: 'List hive records (secret, ai_agent, lookup); secret values never returned (org API key)', responses: { '200': 'Records', '401': 'Bad org key', '403': 'Key of another organization', '404': 'No such hive' } } },
+  '/v1/orgs/{orgId}/hive/{hive}/{name}': {
+    get: { summary: 'Get a hive record (org API key)', responses: { '200': 'Record', '401': 'Bad org key', '403': 'Key of another organization', '404': 'Not found' } },
+    put: { summary: 'Create or replace a hive record: {data, enabled} (org API key)', responses: { '200': 'Replaced', '201': 'Created', '400': 'Invalid record (field named)', '401': 'Bad org key', '403': 'Key of another organization' } },
+    delete: { summary: 'Delete a hive record (org API key)', responses: { '200': 'Deleted', '401': 'Bad org key', '403': 'Key of another organization', '404': 'Not found' } },
+  },
   '/v1/register': {
     post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
     delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },

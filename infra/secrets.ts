@@ -9,6 +9,8 @@ export interface PlatformSecrets {
   keyring: Keyring;
   /** The HS256 secret tokens are verified with, unless a JWKS URL is configured. */
   jwtSecret?: string;
+  /** Guards the admin endpoints; unset with DATABASE_URL and no ADMIN_TOKEN, which disables them. */
+  adminToken?: string;
 }
 
 /**
@@ -28,11 +30,18 @@ export function loadSecrets(config: Config, log: Logger): PlatformSecrets {
   if (!config.encryption.masterKey) {
     log.warn({ file: path.join(config.dataDir, 'master.key') }, generated ? 'MASTER_KEY is unset: generated a master key into the data directory' : 'MASTER_KEY is unset: using the master key in the data directory');
   }
-  if (config.auth.jwtSecret || config.auth.jwksUrl) return { keyring, jwtSecret: config.auth.jwtSecret };
-  const file = path.join(config.dataDir, 'jwt.secret');
+  const embedded = !config.databaseUrl;
+  const jwtSecret = config.auth.jwtSecret ?? (config.auth.jwksUrl ? undefined : dataDirSecret(config.dataDir, 'jwt.secret'));
+  const adminToken = config.auth.adminToken ?? (embedded ? dataDirSecret(config.dataDir, 'admin.token') : undefined);
+  return { keyring, jwtSecret, adminToken };
+}
+
+/** A random secret kept in the data directory (owner-only), made on first use. */
+function dataDirSecret(dataDir: string, name: string): string {
+  const file = path.join(dataDir, name);
   if (!fs.existsSync(file)) {
-    fs.mkdirSync(config.dataDir, { recursive: true });
+    fs.mkdirSync(dataDir, { recursive: true });
     fs.writeFileSync(file, `${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   }
-  return { keyring, jwtSecret: fs.readFileSync(file, 'utf8').trim() };
+  return fs.readFileSync(file, 'utf8').trim();
 }

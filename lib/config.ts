@@ -52,6 +52,7 @@ const EnvSchema = z.object({
   }),
   AUTH_ISSUER: optionalString,
   AUTH_AUDIENCE: optionalString,
+  ADMIN_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 24, { message: 'must be at least 24 characters' }),
   MASTER_KEY: optionalString,
   MASTER_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('k1'),
   /** Retired master keys, still needed to open records not yet re-wrapped: "id:base64key,id:base64key". */
@@ -144,6 +145,7 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       jwksUrl: env.AUTH_JWKS_URL,
       issuer: env.AUTH_ISSUER,
       audience: env.AUTH_AUDIENCE,
+      adminToken: env.ADMIN_TOKEN,
     },
     encryption: {
       masterKey: env.MASTER_KEY,

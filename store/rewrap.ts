@@ -3,9 +3,10 @@ import { needsRewrap, rewrap, type Keyring } from './encryption';
 
 /** Every sealed column in the store. */
 const SEALED = [
-  { table: 'credentials', column: 'secret' },
-  { table: 'profiles', column: 'sealed_secrets' },
-  { table: 'sessions', column: 'sealed_secrets' },
+  { table: 'credentials', column: 'secret', key: 'id' },
+  { table: 'profiles', column: 'sealed_secrets', key: 'id' },
+  { table: 'sessions', column: 'sealed_secrets', key: 'id' },
+  { table: 'hive_records', column: 'sealed', key: "org_id || '/' || hive || '/' || name" },
 ] as const;
 
 /**
@@ -15,15 +16,15 @@ const SEALED = [
  */
 export async function rewrapAll(db: Db, keyring: Keyring): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
-  for (const { table, column } of SEALED) {
+  for (const { table, column, key } of SEALED) {
     counts[table] = 0;
     const { rows } = await db.query<{ id: string; value: string }>(
-      `SELECT id, ${column} AS value FROM ${table} WHERE ${column} IS NOT NULL AND split_part(${column}, '.', 2) <> $1`,
+      `SELECT ${key} AS id, ${column} AS value FROM ${table} WHERE ${column} IS NOT NULL AND split_part(${column}, '.', 2) <> $1`,
       [keyring.currentId],
     );
     for (const r of rows) {
       if (!needsRewrap(keyring, r.value)) continue;
-      const updated = await db.query(`UPDATE ${table} SET ${column} = $3 WHERE id = $1 AND ${column} = $2 RETURNING id`, [
+      const updated = await db.query(`UPDATE ${table} SET ${column} = $3 WHERE ${key} = $1 AND ${column} = $2 RETURNING 1`, [
         r.id, r.value, rewrap(keyring, r.value),
       ]);
       counts[table] += updated.rows.length;

@@ -8,6 +8,8 @@ import { rewrapAll } from '../store/rewrap';
 import { createSession, getCredential, putCredential, sessionProfile } from '../store/sessions';
 import { createProfile, fullProfile } from '../store/profiles';
 import { registerUser } from '../store/users';
+import { createOrg } from '../store/orgs';
+import { putHive, resolveSecret } from '../store/hive';
 import { freshPostgres } from './support/harness';
 
 const key = () => crypto.randomBytes(32);
@@ -114,8 +116,12 @@ describe.each(['pglite', 'postgres'] as const)('re-wrapping every sealed record 
       profile: { environment: { API: 'session-secret' } }, credentialId: credId, workflowId: 'w',
     });
 
-    expect(await rewrapAll(db, both)).toEqual({ credentials: 1, profiles: 1, sessions: 1 });
-    expect(await rewrapAll(db, both)).toEqual({ credentials: 0, profiles: 0, sessions: 0 });
+    const { org } = await createOrg(db, 'rotating');
+    await putHive(db, old, { orgId: org.id, hive: 'secret', name: 'vt', enabled: true, data: {}, secret: 'hive-secret' });
+
+    expect(await rewrapAll(db, both)).toEqual({ credentials: 1, profiles: 1, sessions: 1, hive_records: 1 });
+    expect(await rewrapAll(db, both)).toEqual({ credentials: 0, profiles: 0, sessions: 0, hive_records: 0 });
+    await expect(resolveSecret(db, newOnly, org.id, 'vt')).resolves.toBe('hive-secret');
     expect((await getCredential(db, newOnly, credId))?.secret).toBe('sk-ant-rotate');
     expect((await fullProfile(db, newOnly, 'u-rot', profile.id))?.environment).toEqual({ TOKEN: 'env-secret' });
     expect((await sessionProfile(db, newOnly, `s-rot-${kind}`))?.environment).toEqual({ API: 'session-secret' });

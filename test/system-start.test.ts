@@ -108,7 +108,7 @@ describe('the whole system (bin/start.ts)', () => {
     expect(await rotate.exited).toBe(0);
     expect(fs.readFileSync(path.join(dataDir, 'master.key'), 'utf8').trim().split('\n')).toHaveLength(2);
     await start();
-    expect(system!.output()).toMatch(/re-wrapped sealed records under master key k2: \{"credentials":1,"profiles":0,"sessions":0\}/);
+    expect(system!.output()).toMatch(/re-wrapped sealed records under master key k2: \{"credentials":1,"profiles":0,"sessions":0,"hive_records":0\}/);
     expect((await fetch(`${gateway}/healthz`)).status).toBe(200);
     await askModel('after rotation');
     expect(await stop()).toBe(0);

@@ -19,6 +19,7 @@ type Gateway = Awaited<ReturnType<typeof startGateway>>;
 
 export const TEST_KEY = 'sk-ant-test-key-0123456789abcdef';
 export const TEST_JWT_SECRET = 'test-jwt-secret-for-hs256-0123456789abcdef';
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 export const ADMIN_PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 let runtimeInstalled = false;
@@ -170,7 +171,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         db,
         client,
         log: createLogger('silent'),
-        secrets: { keyring, jwtSecret: TEST_JWT_SECRET },
+        secrets: { keyring, jwtSecret: TEST_JWT_SECRET, adminToken: overrides.ADMIN_TOKEN === '' ? undefined : TEST_ADMIN_TOKEN },
         docker,
         port: 0,
         host: '127.0.0.1',

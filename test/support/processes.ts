@@ -13,8 +13,8 @@ export interface Proc {
 }
 
 /** Runs one of the project's entry points (bin/start.ts, worker/main.ts) as a real process. */
-export function runEntry(entry: string, env: Record<string, string | undefined>): Proc {
-  const child = spawn(TSX, [path.join(ROOT, entry)], {
+export function runEntry(entry: string, env: Record<string, string | undefined>, args: string[] = []): Proc {
+  const child = spawn(TSX, [path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...env, NODE_OPTIONS: '' } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
