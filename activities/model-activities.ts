@@ -8,7 +8,7 @@ import { modelUsageFor, recordModelUsage } from '../store/metering';
 import { BUILTIN_TOOLS } from '../lib/tool-specs';
 import { costUsd } from '../lib/pricing';
 import { classifyModelError, modelClient, sanitize, SYSTEM_PROMPT } from './model';
-import { assistantKey, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { assistantKey, hiveSecret, hiveSecretName, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
 
 export interface ToolUseRef {
   id: string;
@@ -35,7 +35,10 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
       let message = await getMessage(db, sessionId, key);
       if (!message) {
         if (!session.credential_id) throw ApplicationFailure.nonRetryable('session has no model credential', 'ModelAuthError');
-        const credential = await modelCredential(db, keyring, config.claudeOAuth, session.credential_id);
+        const hiveName = hiveSecretName(session.credential_id);
+        const credential = hiveName
+          ? { type: 'api_key' as const, secret: await hiveSecret(db, keyring, session.org_id, hiveName) }
+          : await modelCredential(db, keyring, config.claudeOAuth, session.credential_id);
         if (!credential) throw ApplicationFailure.nonRetryable('the model credential was deleted', 'ModelAuthError');
         const final = await streamModel(modelClient(credential, config.model.baseURL), session, turn);
         const content = final.content as unknown as ContentBlock[];

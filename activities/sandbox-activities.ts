@@ -5,7 +5,7 @@ import { markRunning, sessionProfile, setActivity } from '../store/sessions';
 import { recordBillingPeriods } from '../store/metering';
 import { SandboxGoneError } from './docker-sandbox';
 import { runSandboxTool } from './tools';
-import { sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { resolveHiveValues, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
 
 /** Activities that touch the container: they run on the task queue of the Docker host holding it. */
 export function createSandboxActivities({ db, sandboxes, config, log, hostId, keyring }: ActivityDeps) {
@@ -27,7 +27,7 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
       const info = await sandboxes.provision({
         sessionId,
         image: config.runnerImage,
-        env: profile.environment ?? {},
+        env: await resolveHiveValues(db, keyring, session.org_id, profile.environment ?? {}),
         network: profile.network_access === true,
         cpus: config.sandbox.cpus,
         memoryMb: config.sandbox.memoryMb,

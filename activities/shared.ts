@@ -6,6 +6,7 @@ import type { Db } from '../store/db';
 import { appendEvent, type EventType } from '../store/events';
 import { appendMessage, getMessage, type ContentBlock } from '../store/conversation';
 import { getSession } from '../store/sessions';
+import { HiveError, resolveSecret } from '../store/hive';
 import type { DockerSandboxes } from './docker-sandbox';
 import type { Keyring } from '../store/encryption';
 
@@ -61,3 +62,36 @@ export function sessionStore(db: Db) {
     },
   };
 }
+
+const HIVE_SECRET = /^hive:\/\/secret\/(.+)$/;
+
+/**
+ * Replaces `hive://secret/NAME` values with the organization's secrets, here in
+ * the activity that needs them: they never pass through workflow history. A
+ * missing or disabled secret fails the session with a message naming it.
+ */
+export async function resolveHiveValues(
+  db: Db,
+  keyring: Keyring,
+  orgId: string | null,
+  values: Record<string, string>,
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(values)) {
+    const ref = HIVE_SECRET.exec(v);
+    out[k] = ref ? await hiveSecret(db, keyring, orgId, ref[1]) : v;
+  }
+  return out;
+}
+
+export async function hiveSecret(db: Db, keyring: Keyring, orgId: string | null, name: string): Promise<string> {
+  if (!orgId) throw ApplicationFailure.nonRetryable(`hive://secret/${name} needs an organization`, 'HiveSecretMissing');
+  try {
+    return await resolveSecret(db, keyring, orgId, name);
+  } catch (err) {
+    if (err instanceof HiveError) throw ApplicationFailure.nonRetryable(err.message, 'HiveSecretMissing');
+    throw err;
+  }
+}
+
+export const hiveSecretName = (ref: string) => HIVE_SECRET.exec(ref)?.[1];

@@ -13,6 +13,7 @@ import { blobRoutes, fileRoutes } from './routes/files';
 import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { hiveRoutes } from './routes/hive';
+import { drRoutes } from './routes/dr';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
 export function createApp(deps: GatewayDeps): express.Express {
@@ -45,6 +46,7 @@ export function createApp(deps: GatewayDeps): express.Express {
   // Admin and org endpoints authenticate with their own tokens, never a user's JWT.
   app.use(adminRoutes(deps));
   app.use(hiveRoutes(deps));
+  app.use(drRoutes(deps));
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
   app.use(claudeAuthRoutes(deps));

@@ -48,6 +48,7 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
     put: { summary: 'Create or replace a hive record: {data, enabled} (org API key)', responses: { '200': 'Replaced', '201': 'Created', '400': 'Invalid record (field named)', '401': 'Bad org key', '403': 'Key of another organization' } },
     delete: { summary: 'Delete a hive record (org API key)', responses: { '200': 'Deleted', '401': 'Bad org key', '403': 'Key of another organization', '404': 'Not found' } },
   },
+  '/v1/orgs/{orgId}/dr/start': { post: { summary: 'Run a start ai agent action for one event {action, routing, event, detect, rule_name}; answers with the session id, or the first one for a duplicate idempotent_key (org API key)', responses: { '201': 'Session started', '200': 'Duplicate: the existing session', '400': 'Invalid action (path named)', '401': 'Bad org key', '403': 'Key of another organization', '409': 'A record it uses is disabled', '501': 'debounce_key not supported yet' } } },
   '/v1/register': {
     post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
     delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },

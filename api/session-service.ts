@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Config } from '../lib/config';
-import type { Db } from '../store/db';
+import type { Db, Queryable } from '../store/db';
 import type { Keyring } from '../store/encryption';
 import { createSession, deleteText, getSession, putText } from '../store/sessions';
 import { permissionRules, type SessionProfile } from '../lib/profile';
@@ -34,6 +34,8 @@ export interface StartSessionParams {
   initialPrompt?: string;
   /** The idempotency key: the same id never starts a second workflow. */
   sessionId?: string;
+  /** The D&R rule that started it, for the org API and usage by rule. */
+  ruleName?: string;
 }
 
 /**
@@ -46,58 +48,85 @@ export class SessionService {
   ) {}
 
   async start(p: StartSessionParams): Promise<{ sessionId: string; workflowId: string }> {
-    const { db, client, config } = this.deps;
+    const prepared = await this.deps.db.transaction((tx) => this.record(tx, p));
+    await this.launch(prepared.sessionId);
+    return prepared;
+  }
+
+  /**
+   * Stores a new session and its first prompt, inside the caller's
+   * transaction; `launch` starts its workflow afterwards. Split so a caller can
+   * make the record part of a larger claim (a D&R idempotent key).
+   */
+  async record(tx: Queryable, p: StartSessionParams): Promise<{ sessionId: string; workflowId: string }> {
     const sessionId = p.sessionId ?? randomUUID();
     const workflowId = sessionWorkflowId(sessionId);
-    const model = p.profile.model ?? config.model.defaultModel;
-    const oneShot = p.profile.one_shot ?? p.trigger === 'dr';
-    let initialPromptRef: string | undefined;
-    await db.transaction(async (tx) => {
-      await createSession(tx, this.deps.keyring, {
-        id: sessionId,
-        ownerType: p.ownerType,
-        ownerId: p.ownerId,
-        orgId: p.orgId,
-        trigger: p.trigger,
-        name: p.name,
-        model,
-        profile: p.profile,
-        credentialId: p.credentialId,
-        workflowId,
-      });
-      if (p.initialPrompt !== undefined) initialPromptRef = await putText(tx, sessionId, 'prompt', p.initialPrompt);
+    await createSession(tx, this.deps.keyring, {
+      id: sessionId,
+      ownerType: p.ownerType,
+      ownerId: p.ownerId,
+      orgId: p.orgId,
+      trigger: p.trigger,
+      name: p.name,
+      ruleName: p.ruleName,
+      model: p.profile.model ?? this.deps.config.model.defaultModel,
+      profile: p.profile,
+      credentialId: p.credentialId,
+      workflowId,
     });
+    if (p.initialPrompt !== undefined) await putText(tx, sessionId, 'prompt', p.initialPrompt);
+    return { sessionId, workflowId };
+  }
+
+  /**
+   * Starts the workflow of a recorded session, everything read back from the
+   * store. Idempotent: a workflow that already exists is left as it is.
+   */
+  async launch(sessionId: string): Promise<'started' | 'already-started'> {
+    const { db, client, config } = this.deps;
+    const row = await getSession(db, sessionId);
+    if (!row) throw new Error(`session ${sessionId} is not recorded`);
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT id FROM session_texts WHERE session_id = $1 AND kind = 'prompt' ORDER BY created_at, id LIMIT 1`,
+      [sessionId],
+    );
+    const profile = row.profile;
     const input: SessionInput = {
       sessionId,
-      owner: { type: p.ownerType, id: p.ownerId, ...(p.orgId ? { orgId: p.orgId } : {}) },
-      trigger: p.trigger,
-      credentialRef: p.credentialId,
-      rules: permissionRules(p.profile, p.trigger),
+      owner: { type: row.owner_type, id: row.owner_id, ...(row.org_id ? { orgId: row.org_id } : {}) },
+      trigger: row.trigger,
+      credentialRef: row.credential_id ?? '',
+      rules: permissionRules(profile, row.trigger),
       limits: {
-        maxTurns: p.profile.max_turns,
-        maxBudgetUsd: p.profile.max_budget_usd,
-        ttlSeconds: p.profile.ttl_seconds,
-        oneShot,
+        maxTurns: profile.max_turns,
+        maxBudgetUsd: profile.max_budget_usd,
+        ttlSeconds: profile.ttl_seconds,
+        oneShot: profile.one_shot ?? row.trigger === 'dr',
       },
-      initialPromptRef,
+      initialPromptRef: rows[0]?.id,
       taskQueue: config.temporal.taskQueue,
       timings: { ...config.periods, toolMaxSeconds: config.tools.maxTimeoutSeconds },
     };
-    await client.workflow.start('sessionWorkflow', {
-      args: [input],
-      workflowId,
-      taskQueue: config.temporal.taskQueue,
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      workflowIdConflictPolicy: 'FAIL',
-      typedSearchAttributes: [
-        { key: SA_SESSION_ID, value: sessionId },
-        { key: SA_OWNER, value: `${p.ownerType}:${p.ownerId}` },
-        ...(p.orgId ? [{ key: SA_ORG, value: p.orgId }] : []),
-        { key: SA_TRIGGER, value: p.trigger },
-        { key: SA_STATUS, value: 'starting' },
-      ],
-    });
-    return { sessionId, workflowId };
+    try {
+      await client.workflow.start('sessionWorkflow', {
+        args: [input],
+        workflowId: row.workflow_id,
+        taskQueue: config.temporal.taskQueue,
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        workflowIdConflictPolicy: 'FAIL',
+        typedSearchAttributes: [
+          { key: SA_SESSION_ID, value: sessionId },
+          { key: SA_OWNER, value: `${row.owner_type}:${row.owner_id}` },
+          ...(row.org_id ? [{ key: SA_ORG, value: row.org_id }] : []),
+          { key: SA_TRIGGER, value: row.trigger },
+          { key: SA_STATUS, value: 'starting' },
+        ],
+      });
+      return 'started';
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already-started';
+      throw err;
+    }
   }
 
   private handle(sessionId: string) {

@@ -59,6 +59,7 @@ const EnvSchema = z.object({
   MASTER_KEYS_RETIRED: optionalString,
   REGISTRATION_EMAIL_DOMAINS: optionalString,
   MAX_CONCURRENT_SESSIONS: z.coerce.number().int().min(1).default(10),
+  IDEMPOTENCY_WINDOW_SECONDS: seconds(86400),
   MAX_PROFILES: z.coerce.number().int().min(2).default(10),
   RATE_LIMIT_WINDOW_SECONDS: seconds(60),
   RATE_LIMIT_REGISTRATIONS: z.coerce.number().int().min(1).default(10),
@@ -157,6 +158,7 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
     },
     limits: {
       maxConcurrentSessions: env.MAX_CONCURRENT_SESSIONS,
+      idempotencyWindowSeconds: env.IDEMPOTENCY_WINDOW_SECONDS,
       maxProfiles: env.MAX_PROFILES,
       rateWindowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
       registrations: env.RATE_LIMIT_REGISTRATIONS,

@@ -30,6 +30,7 @@ export interface SessionRow {
   last_event_seq: number;
   forked_from_session_id: string | null;
   deleted_at: string | null;
+  rule_name: string | null;
 }
 
 export interface NewSession {
@@ -43,16 +44,17 @@ export interface NewSession {
   profile: SessionProfile;
   credentialId?: string;
   workflowId: string;
+  ruleName?: string;
 }
 
 /** Stores the session; secret profile values are sealed, the rest stays readable. */
 export async function createSession(db: Queryable, keyring: Keyring, s: NewSession): Promise<void> {
   const { settings, secrets } = splitSecrets(s.profile);
   await db.query(
-    `INSERT INTO sessions (id, owner_type, owner_id, org_id, trigger, name, model, profile, sealed_secrets, credential_id, workflow_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    `INSERT INTO sessions (id, owner_type, owner_id, org_id, trigger, name, model, profile, sealed_secrets, credential_id, workflow_id, rule_name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     [s.id, s.ownerType, s.ownerId, s.orgId ?? null, s.trigger, s.name ?? null, s.model,
-      JSON.stringify(settings), secrets ? seal(keyring, JSON.stringify(secrets)) : null, s.credentialId ?? null, s.workflowId],
+      JSON.stringify(settings), secrets ? seal(keyring, JSON.stringify(secrets)) : null, s.credentialId ?? null, s.workflowId, s.ruleName ?? null],
   );
 }
 

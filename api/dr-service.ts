@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { GatewayDeps } from './deps';
+import { AppError, badRequest, conflict } from './errors';
+import { parseOr400 } from './validation';
+import { ActionError, parseAction, parseAgentRecord, resolveAction, type ActionPlan, type AgentRecord } from '../lib/dr/action';
+import { getHive } from '../store/hive';
+import { claimIdempotentKey } from '../store/dr';
+import { putCredential } from '../store/sessions';
+
+/** What an external D&R engine sends: the action, and the event (routing, event, detect) that triggered it. */
+const LaunchBody = z.object({
+  action: z.record(z.string(), z.unknown()),
+  routing: z.record(z.string(), z.unknown()).optional(),
+  event: z.record(z.string(), z.unknown()).optional(),
+  detect: z.record(z.string(), z.unknown()).optional(),
+  rule_name: z.string().max(256).optional(),
+}).strict();
+
+export interface LaunchResult {
+  status: 'started' | 'duplicate';
+  session_id: string;
+  idempotent_key?: string;
+  warnings: string[];
+}
+
+const HIVE_AGENT = /^hive:\/\/ai_agent\/(.+)$/;
+const HIVE_SECRET = /^hive:\/\/secret\/(.+)$/;
+
+/**
+ * Runs a `start ai agent` action for one event: validates it, loads its
+ * ai_agent record, renders the plan, and starts the session — or, for an
+ * idempotent key seen within the window, answers with the first session.
+ */
+export async function launchAction(deps: GatewayDeps, orgId: string, body: unknown): Promise<LaunchResult> {
+  const req = parseOr400(LaunchBody, body);
+  let action;
+  try {
+    action = parseAction(req.action, 'action');
+  } catch (err) {
+    if (err instanceof ActionError) throw badRequest(err.message);
+    throw err;
+  }
+  const record = action.mode === 'definition' ? await loadAgent(deps, orgId, action.definition) : undefined;
+  const plan = resolveAction(action, { routing: req.routing, event: req.event, detect: req.detect }, record);
+  if (plan.debounceKey !== undefined) {
+    throw new AppError(501, 'not_implemented', 'debounce_key is not supported by this deployment yet; remove it or use idempotent_key');
+  }
+  await checkSecretRefs(deps, orgId, plan);
+
+  const sessionId = randomUUID();
+  const outcome = await deps.db.transaction(async (tx) => {
+    if (plan.idempotentKey !== undefined) {
+      const claim = await claimIdempotentKey(tx, {
+        orgId, key: plan.idempotentKey, sessionId, windowSeconds: deps.config.limits.idempotencyWindowSeconds,
+      });
+      if (!claim.claimed) return { status: 'duplicate' as const, sessionId: claim.sessionId };
+    }
+    // A literal key is stored sealed, like a hive secret, and never shown again.
+    const credentialId = HIVE_SECRET.test(plan.anthropicSecret)
+      ? plan.anthropicSecret
+      : await putCredential(tx, deps.keyring, { ownerId: orgId, type: 'api_key', secret: plan.anthropicSecret });
+    await deps.service.record(tx, {
+      sessionId,
+      ownerType: 'org',
+      ownerId: orgId,
+      orgId,
+      trigger: 'dr',
+      name: plan.name,
+      ruleName: req.rule_name,
+      profile: plan.profile,
+      credentialId,
+      initialPrompt: plan.prompt,
+    });
+    return { status: 'started' as const, sessionId };
+  });
+  // After the commit; a duplicate whose first launch never got this far is started now.
+  await deps.service.launch(outcome.sessionId);
+  if (plan.warnings.length) deps.log.warn({ orgId, sessionId: outcome.sessionId, warnings: plan.warnings }, 'D&R action warnings');
+  return {
+    status: outcome.status,
+    session_id: outcome.sessionId,
+    ...(plan.idempotentKey !== undefined ? { idempotent_key: plan.idempotentKey } : {}),
+    warnings: plan.warnings,
+  };
+}
+
+async function loadAgent(deps: GatewayDeps, orgId: string, definition: string): Promise<AgentRecord> {
+  const name = HIVE_AGENT.exec(definition)?.[1] ?? '';
+  const rec = await getHive(deps.db, orgId, 'ai_agent', name);
+  if (!rec) throw badRequest(`action.definition: ${definition} does not exist`);
+  if (!rec.enabled) throw conflict(`action.definition: ${definition} is disabled and cannot start a session`, 'record_disabled');
+  try {
+    return parseAgentRecord(rec.data, `${definition}`);
+  } catch (err) {
+    if (err instanceof ActionError) throw badRequest(err.message);
+    throw err;
+  }
+}
+
+/** Every hive://secret/ the session will need must exist and be enabled before anything starts. */
+async function checkSecretRefs(deps: GatewayDeps, orgId: string, plan: ActionPlan): Promise<void> {
+  const refs = [plan.anthropicSecret, ...Object.values(plan.profile.environment ?? {})].filter((v) => HIVE_SECRET.test(v));
+  for (const ref of new Set(refs)) {
+    const rec = await getHive(deps.db, orgId, 'secret', HIVE_SECRET.exec(ref)![1]);
+    if (!rec) throw badRequest(`${ref} does not exist in this organization's hive`);
+    if (!rec.enabled) throw conflict(`${ref} is disabled and cannot be used`, 'record_disabled');
+  }
+}

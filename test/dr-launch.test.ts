@@ -1,0 +1,180 @@
+import { TEST_ADMIN_TOKEN, useHarness, type Harness } from './support/harness';
+import { text, toolUse } from './support/fake-anthropic';
+import { claimIdempotentKey } from '../store/dr';
+import { getSession } from '../store/sessions';
+import { sessionWorkflowId } from '../workflows/messages';
+
+type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
+
+const HIVE_KEY = 'sk-ant-from-the-hive-0123456789';
+const ENV_SECRET = 'env-secret-value-from-hive-42';
+
+/** The external D&R entry: a `start ai agent` action and its event, against the real stack. */
+describe('D&R actions from an external engine', () => {
+  const h = useHarness({ env: { IDEMPOTENCY_WINDOW_SECONDS: '3' } });
+  let gw: Gateway;
+  let org: { id: string; key: string };
+
+  const call = async (method: string, path: string, token: string, body?: unknown) => {
+    const res = await fetch(`${gw.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const raw = await res.text();
+    return { status: res.status, body: raw ? JSON.parse(raw) : undefined, raw };
+  };
+  const launch = (body: unknown, o = org) => call('POST', `/v1/orgs/${o.id}/dr/start`, o.key, body);
+  const newOrg = async (name: string) => {
+    const r = await call('POST', '/v1/admin/orgs', TEST_ADMIN_TOKEN, { name });
+    return { id: r.body.org.id as string, key: r.body.api_key as string };
+  };
+  const event = {
+    routing: { hostname: 'ws-042', sid: 'sensor-7', event_type: 'NEW_PROCESS' },
+    event: { COMMAND_LINE: 'mimikatz.exe sekurlsa::logonpasswords', FILE_PATH: 'C:\\\\tmp\\\\m.exe', PARENT: { FILE_PATH: 'C:\\\\cmd.exe' } },
+    detect: { cat: 'credential-dumping', detect_id: 'det-1' },
+  };
+
+  beforeAll(async () => {
+    gw = await h.startGateway();
+    org = await newOrg('soc');
+    await call('PUT', `/v1/orgs/${org.id}/hive/secret/anthropic-key`, org.key, { data: { secret: HIVE_KEY } });
+    await call('PUT', `/v1/orgs/${org.id}/hive/secret/tool-token`, org.key, { data: { secret: ENV_SECRET } });
+  });
+
+  it('runs an inline action with a hive key: prompt rendered, data appended, key resolved in the activity only', async () => {
+    h.fake.enqueue(toolUse('Bash', { command: 'echo "token=$TOOL_TOKEN"' }), text('Triage done.'));
+    const res = await launch({
+      ...event,
+      rule_name: 'mimikatz-detect',
+      action: {
+        action: 'start ai agent',
+        prompt: 'Investigate {{ .event.COMMAND_LINE }} on {{ .routing.hostname }}.',
+        anthropic_secret: 'hive://secret/anthropic-key',
+        data: { parent: '{{ .event.PARENT/FILE_PATH }}', sensor: 'routing.sid' },
+        profile: { permission_mode: 'bypassPermissions', environment: { TOOL_TOKEN: 'hive://secret/tool-token' } },
+      },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ status: 'started' });
+    const sessionId = res.body.session_id as string;
+    await expect(h.waitForEnd(sessionId)).resolves.toMatchObject({ endReason: 'completed' });
+
+    const req = h.fake.requests.at(-2)!;
+    expect(req.headers.authorization).toBe(`Bearer ${HIVE_KEY}`);
+    const prompt = req.body.messages[0].content[0].text as string;
+    expect(prompt).toContain('Investigate mimikatz.exe sekurlsa::logonpasswords on ws-042.');
+    expect(prompt).toContain('"parent": "C:\\\\\\\\cmd.exe"');
+    expect(prompt).toContain('"sensor": "sensor-7"');
+    const events = await h.events(sessionId);
+    expect(events.find((e) => e.type === 'tool_result')!.payload.content).toContain(`token=${ENV_SECRET}`);
+
+    const row = (await getSession(h.db, sessionId))!;
+    expect(row).toMatchObject({ owner_type: 'org', owner_id: org.id, trigger: 'dr', rule_name: 'mimikatz-detect', credential_id: 'hive://secret/anthropic-key' });
+    const history = JSON.stringify(await h.client.workflow.getHandle(sessionWorkflowId(sessionId)).fetchHistory());
+    expect(history).not.toContain(HIVE_KEY);
+    expect(history).not.toContain(ENV_SECRET);
+  });
+
+  it('runs a definition from the hive, with the rule prompt after a blank line and the rule data winning', async () => {
+    await call('PUT', `/v1/orgs/${org.id}/hive/ai_agent/investigator`, org.key, {
+      data: {
+        prompt: 'You are the investigator.',
+        anthropic_secret: 'hive://secret/anthropic-key',
+        permission_mode: 'bypassPermissions',
+        data: { hostname: 'routing.hostname', source: 'record' },
+      },
+    });
+    h.fake.enqueue(text('Investigated.'));
+    const res = await launch({
+      ...event,
+      action: { action: 'start ai session', definition: 'hive://ai_agent/investigator', prompt: 'Focus on credentials.', data: { source: 'rule' } },
+    });
+    expect(res.status).toBe(201);
+    await h.waitForEnd(res.body.session_id);
+    const prompt = h.fake.requests.at(-1)!.body.messages[0].content[0].text as string;
+    expect(prompt.startsWith('You are the investigator.\n\nFocus on credentials.')).toBe(true);
+    expect(prompt).toContain('"hostname": "ws-042"');
+    expect(prompt).toContain('"source": "rule"');
+
+    // Disabled, it cannot start a session and says so; missing, the same.
+    await call('PUT', `/v1/orgs/${org.id}/hive/ai_agent/investigator`, org.key, {
+      data: { prompt: 'x', anthropic_secret: 'hive://secret/anthropic-key' }, enabled: false,
+    });
+    const disabled = await launch({ ...event, action: { action: 'start ai agent', definition: 'hive://ai_agent/investigator' } });
+    expect(disabled.status).toBe(409);
+    expect(disabled.body.error.message).toMatch(/hive:\/\/ai_agent\/investigator is disabled/);
+    const missing = await launch({ ...event, action: { action: 'start ai agent', definition: 'hive://ai_agent/nobody' } });
+    expect(missing.status).toBe(400);
+  });
+
+  it.each([
+    ['no prompt', { action: 'start ai agent', anthropic_secret: 'hive://secret/anthropic-key' }, /prompt/],
+    ['profile_name', { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key', profile_name: 'x' }, /profile_name/],
+    ['a bad permission_mode', { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key', profile: { permission_mode: 'yolo' } }, /permission_mode/],
+    ['a missing hive secret', { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/absent' }, /hive:\/\/secret\/absent does not exist/],
+  ])('refuses an action with %s, naming it, and starts nothing', async (_name, action, message) => {
+    const before = (await h.db.query<{ n: string }>('SELECT count(*) AS n FROM sessions')).rows[0].n;
+    const res = await launch({ ...event, action });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(message);
+    expect((await h.db.query<{ n: string }>('SELECT count(*) AS n FROM sessions')).rows[0].n).toBe(before);
+  });
+
+  it('stores a literal key sealed and never shows it', async () => {
+    const literal = 'sk-ant-literal-in-the-rule-999';
+    h.fake.enqueue(text('ok'));
+    const res = await launch({ ...event, action: { action: 'start ai agent', prompt: 'p', anthropic_secret: literal } });
+    expect(res.status).toBe(201);
+    expect(res.raw).not.toContain(literal);
+    await h.waitForEnd(res.body.session_id);
+    expect(h.fake.requests.at(-1)!.headers.authorization).toBe(`Bearer ${literal}`);
+    const { rows } = await h.db.query<{ secret: string }>('SELECT secret FROM credentials WHERE owner_id = $1', [org.id]);
+    expect(rows.every((r) => !r.secret.includes(literal))).toBe(true);
+  });
+
+  it('starts one session for 50 concurrent requests with one idempotent_key, and a new one after the window', async () => {
+    h.fake.setResponder(() => text('handled'));
+    const action = { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key', idempotent_key: '{{ .detect.detect_id }}' };
+    const body = { ...event, detect: { detect_id: 'flood-1' }, action };
+    const answers = await Promise.all(Array.from({ length: 50 }, () => launch(body)));
+    const ids = new Set(answers.map((a) => a.body.session_id));
+    expect(ids.size).toBe(1);
+    expect(answers.filter((a) => a.body.status === 'started')).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 200 && a.body.status === 'duplicate')).toHaveLength(49);
+    const [first] = ids;
+    await h.waitForEnd(first);
+    // Ended, still inside the window: still the same session.
+    expect((await launch(body)).body).toMatchObject({ status: 'duplicate', session_id: first });
+    await new Promise((r) => setTimeout(r, 3500));
+    const later = await launch(body);
+    expect(later.body.status).toBe('started');
+    expect(later.body.session_id).not.toBe(first);
+    await h.waitForEnd(later.body.session_id);
+    const { rows } = await h.db.query<{ n: string }>(`SELECT count(*) AS n FROM sessions WHERE owner_id = $1 AND profile->>'one_shot' = 'true'`, [org.id]);
+    expect(Number(rows[0].n)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('starts the session a crash left recorded but not started, when the request is repeated', async () => {
+    // The state a gateway leaves when it dies between committing the claim and starting the workflow.
+    const sessionId = 'crashed-between-claim-and-start';
+    await h.db.transaction(async (tx) => {
+      await claimIdempotentKey(tx, { orgId: org.id, key: 'crash-key', sessionId, windowSeconds: 3600 });
+      await gw.deps.service.record(tx, {
+        sessionId, ownerType: 'org', ownerId: org.id, orgId: org.id, trigger: 'dr',
+        profile: { one_shot: true }, credentialId: 'hive://secret/anthropic-key', initialPrompt: 'recorded before the crash',
+      });
+    });
+    h.fake.setResponder(() => text('picked up'));
+    const res = await launch({ ...event, action: { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key', idempotent_key: 'crash-key' } });
+    expect(res.body).toMatchObject({ status: 'duplicate', session_id: sessionId });
+    await expect(h.waitForEnd(sessionId)).resolves.toMatchObject({ endReason: 'completed' });
+    expect(JSON.stringify(h.fake.requests.at(-1)!.body)).toContain('recorded before the crash');
+  });
+
+  it('refuses another organization’s key', async () => {
+    const other = await newOrg('other');
+    const res = await call('POST', `/v1/orgs/${org.id}/dr/start`, other.key, { ...event, action: { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key' } });
+    expect(res.status).toBe(403);
+  });
+});
