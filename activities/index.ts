@@ -1,3 +1,4 @@
+import { createDrActivities } from './dr-activities';
 import { createFileActivities } from './file-activities';
 import { createModelActivities } from './model-activities';
 import { createSandboxActivities } from './sandbox-activities';
@@ -7,13 +8,14 @@ import type { ActivityDeps } from './shared';
 export type { ActivityDeps } from './shared';
 export type { ModelTurn, ToolUseRef } from './model-activities';
 
-/** Every activity a session workflow calls, built over the worker's dependencies. */
+/** Every activity the session and debounce workflows call, built over the worker's dependencies. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSessionActivities(deps),
     ...createModelActivities(deps),
     ...createSandboxActivities(deps),
     ...createFileActivities(deps),
+    ...createDrActivities(deps),
   };
 }
 

@@ -1,12 +1,16 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { GatewayDeps } from './deps';
-import { AppError, badRequest, conflict } from './errors';
+import { badRequest, conflict } from './errors';
 import { parseOr400 } from './validation';
 import { ActionError, parseAction, parseAgentRecord, resolveAction, type ActionPlan, type AgentRecord } from '../lib/dr/action';
 import { getHive } from '../store/hive';
 import { claimIdempotentKey } from '../store/dr';
 import { putCredential } from '../store/sessions';
+import { seal } from '../store/encryption';
+import type { Queryable } from '../store/db';
+import type { NewSessionParams } from '../store/session-input';
+import { debounceRequestSignal, debounceWorkflowId } from '../workflows/messages';
 
 /** What an external D&R engine sends: the action, and the event (routing, event, detect) that triggered it. */
 const LaunchBody = z.object({
@@ -18,8 +22,11 @@ const LaunchBody = z.object({
 }).strict();
 
 export interface LaunchResult {
-  status: 'started' | 'duplicate';
-  session_id: string;
+  status: 'started' | 'duplicate' | 'queued';
+  session_id?: string;
+  /** For a queued (debounced) request: its id and key. */
+  request_id?: string;
+  debounce_key?: string;
   idempotent_key?: string;
   warnings: string[];
 }
@@ -43,10 +50,11 @@ export async function launchAction(deps: GatewayDeps, orgId: string, body: unkno
   }
   const record = action.mode === 'definition' ? await loadAgent(deps, orgId, action.definition) : undefined;
   const plan = resolveAction(action, { routing: req.routing, event: req.event, detect: req.detect }, record);
-  if (plan.debounceKey !== undefined) {
-    throw new AppError(501, 'not_implemented', 'debounce_key is not supported by this deployment yet; remove it or use idempotent_key');
-  }
   await checkSecretRefs(deps, orgId, plan);
+  if (plan.debounceKey !== undefined) {
+    if (plan.idempotentKey !== undefined) throw badRequest('action: use idempotent_key or debounce_key, not both in one action');
+    return queueDebounced(deps, orgId, req.rule_name, plan, plan.debounceKey);
+  }
 
   const sessionId = randomUUID();
   const outcome = await deps.db.transaction(async (tx) => {
@@ -56,22 +64,7 @@ export async function launchAction(deps: GatewayDeps, orgId: string, body: unkno
       });
       if (!claim.claimed) return { status: 'duplicate' as const, sessionId: claim.sessionId };
     }
-    // A literal key is stored sealed, like a hive secret, and never shown again.
-    const credentialId = HIVE_SECRET.test(plan.anthropicSecret)
-      ? plan.anthropicSecret
-      : await putCredential(tx, deps.keyring, { ownerId: orgId, type: 'api_key', secret: plan.anthropicSecret });
-    await deps.service.record(tx, {
-      sessionId,
-      ownerType: 'org',
-      ownerId: orgId,
-      orgId,
-      trigger: 'dr',
-      name: plan.name,
-      ruleName: req.rule_name,
-      profile: plan.profile,
-      credentialId,
-      initialPrompt: plan.prompt,
-    });
+    await deps.service.record(tx, { sessionId, ...(await sessionParams(tx, deps, orgId, req.rule_name, plan)) });
     return { status: 'started' as const, sessionId };
   });
   // After the commit; a duplicate whose first launch never got this far is started now.
@@ -83,6 +76,48 @@ export async function launchAction(deps: GatewayDeps, orgId: string, body: unkno
     ...(plan.idempotentKey !== undefined ? { idempotent_key: plan.idempotentKey } : {}),
     warnings: plan.warnings,
   };
+}
+
+/** The session an action starts; a literal key is stored sealed, like a hive secret, and never shown again. */
+async function sessionParams(tx: Queryable, deps: GatewayDeps, orgId: string, ruleName: string | undefined, plan: ActionPlan): Promise<NewSessionParams> {
+  const credentialId = HIVE_SECRET.test(plan.anthropicSecret)
+    ? plan.anthropicSecret
+    : await putCredential(tx, deps.keyring, { ownerId: orgId, type: 'api_key', secret: plan.anthropicSecret });
+  return {
+    ownerType: 'org',
+    ownerId: orgId,
+    orgId,
+    trigger: 'dr',
+    name: plan.name,
+    ruleName,
+    profile: plan.profile,
+    credentialId,
+    initialPrompt: plan.prompt,
+  };
+}
+
+/**
+ * A debounced request waits in the store and is signalled to its key's
+ * workflow (started if there is none): one session at a time per key, and only
+ * the newest waiting request runs next.
+ */
+async function queueDebounced(deps: GatewayDeps, orgId: string, ruleName: string | undefined, plan: ActionPlan, key: string): Promise<LaunchResult> {
+  const pendingId = `dbq_${randomUUID()}`;
+  await deps.db.transaction(async (tx) => {
+    const params = await sessionParams(tx, deps, orgId, ruleName, plan);
+    await tx.query('INSERT INTO dr_pending (id, org_id, debounce_key, sealed_params) VALUES ($1, $2, $3, $4)', [
+      pendingId, orgId, key, seal(deps.keyring, JSON.stringify(params)),
+    ]);
+  });
+  const keyHash = createHash('sha256').update(key).digest('hex').slice(0, 32);
+  await deps.client.workflow.signalWithStart('debounceWorkflow', {
+    workflowId: debounceWorkflowId(orgId, keyHash),
+    taskQueue: deps.config.temporal.taskQueue,
+    args: [{ orgId, key, taskQueue: deps.config.temporal.taskQueue }],
+    signal: debounceRequestSignal,
+    signalArgs: [{ pendingId }],
+  });
+  return { status: 'queued', request_id: pendingId, debounce_key: key, warnings: plan.warnings };
 }
 
 async function loadAgent(deps: GatewayDeps, orgId: string, definition: string): Promise<AgentRecord> {

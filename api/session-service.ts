@@ -3,9 +3,8 @@ import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, Wo
 import type { Config } from '../lib/config';
 import type { Db, Queryable } from '../store/db';
 import type { Keyring } from '../store/encryption';
-import { createSession, deleteText, getSession, putText } from '../store/sessions';
-import { permissionRules, type SessionProfile } from '../lib/profile';
-import type { SessionInput } from '../workflows/session';
+import { deleteText, getSession, putText } from '../store/sessions';
+import { recordSession, sessionInputFor, type NewSessionParams } from '../store/session-input';
 import {
   answerUpdate,
   approvalUpdate,
@@ -23,20 +22,7 @@ import {
   type TerminateReason,
 } from '../workflows/messages';
 
-export interface StartSessionParams {
-  ownerType: 'user' | 'org';
-  ownerId: string;
-  orgId?: string;
-  trigger: 'user' | 'dr';
-  name?: string;
-  profile: SessionProfile;
-  credentialId: string;
-  initialPrompt?: string;
-  /** The idempotency key: the same id never starts a second workflow. */
-  sessionId?: string;
-  /** The D&R rule that started it, for the org API and usage by rule. */
-  ruleName?: string;
-}
+export type StartSessionParams = NewSessionParams;
 
 /**
  * Starting and talking to session workflows. Text is stored first and the
@@ -59,23 +45,7 @@ export class SessionService {
    * make the record part of a larger claim (a D&R idempotent key).
    */
   async record(tx: Queryable, p: StartSessionParams): Promise<{ sessionId: string; workflowId: string }> {
-    const sessionId = p.sessionId ?? randomUUID();
-    const workflowId = sessionWorkflowId(sessionId);
-    await createSession(tx, this.deps.keyring, {
-      id: sessionId,
-      ownerType: p.ownerType,
-      ownerId: p.ownerId,
-      orgId: p.orgId,
-      trigger: p.trigger,
-      name: p.name,
-      ruleName: p.ruleName,
-      model: p.profile.model ?? this.deps.config.model.defaultModel,
-      profile: p.profile,
-      credentialId: p.credentialId,
-      workflowId,
-    });
-    if (p.initialPrompt !== undefined) await putText(tx, sessionId, 'prompt', p.initialPrompt);
-    return { sessionId, workflowId };
+    return recordSession(tx, this.deps.keyring, this.deps.config, { ...p, sessionId: p.sessionId ?? randomUUID() });
   }
 
   /**
@@ -84,41 +54,19 @@ export class SessionService {
    */
   async launch(sessionId: string): Promise<'started' | 'already-started'> {
     const { db, client, config } = this.deps;
-    const row = await getSession(db, sessionId);
-    if (!row) throw new Error(`session ${sessionId} is not recorded`);
-    const { rows } = await db.query<{ id: string }>(
-      `SELECT id FROM session_texts WHERE session_id = $1 AND kind = 'prompt' ORDER BY created_at, id LIMIT 1`,
-      [sessionId],
-    );
-    const profile = row.profile;
-    const input: SessionInput = {
-      sessionId,
-      owner: { type: row.owner_type, id: row.owner_id, ...(row.org_id ? { orgId: row.org_id } : {}) },
-      trigger: row.trigger,
-      credentialRef: row.credential_id ?? '',
-      rules: permissionRules(profile, row.trigger),
-      limits: {
-        maxTurns: profile.max_turns,
-        maxBudgetUsd: profile.max_budget_usd,
-        ttlSeconds: profile.ttl_seconds,
-        oneShot: profile.one_shot ?? row.trigger === 'dr',
-      },
-      initialPromptRef: rows[0]?.id,
-      taskQueue: config.temporal.taskQueue,
-      timings: { ...config.periods, toolMaxSeconds: config.tools.maxTimeoutSeconds },
-    };
+    const { input, workflowId, searchOwner, orgId, trigger } = await sessionInputFor(db, config, sessionId);
     try {
       await client.workflow.start('sessionWorkflow', {
         args: [input],
-        workflowId: row.workflow_id,
+        workflowId,
         taskQueue: config.temporal.taskQueue,
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         workflowIdConflictPolicy: 'FAIL',
         typedSearchAttributes: [
           { key: SA_SESSION_ID, value: sessionId },
-          { key: SA_OWNER, value: `${row.owner_type}:${row.owner_id}` },
-          ...(row.org_id ? [{ key: SA_ORG, value: row.org_id }] : []),
-          { key: SA_TRIGGER, value: row.trigger },
+          { key: SA_OWNER, value: searchOwner },
+          ...(orgId ? [{ key: SA_ORG, value: orgId }] : []),
+          { key: SA_TRIGGER, value: trigger },
           { key: SA_STATUS, value: 'starting' },
         ],
       });

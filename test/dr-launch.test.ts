@@ -172,6 +172,39 @@ describe('D&R actions from an external engine', () => {
     expect(JSON.stringify(h.fake.requests.at(-1)!.body)).toContain('recorded before the crash');
   });
 
+  it('runs a burst of 50 events for one debounce key as exactly two sessions, the second with the latest event', async () => {
+    // The first session stays busy while the burst arrives.
+    h.fake.setResponder((req) => (JSON.stringify(req.body).includes('Case event-0"') ? text('first done', { hangMs: 4000 }) : text('latest done')));
+    const action = {
+      action: 'start ai agent',
+      prompt: 'Case {{ .detect.detect_id }} ',
+      anthropic_secret: 'hive://secret/anthropic-key',
+      debounce_key: 'triage-{{ .routing.sid }}',
+    };
+    const answers = [];
+    for (let i = 0; i < 50; i++) {
+      answers.push(await launch({ ...event, detect: { detect_id: `event-${i}` }, action }));
+    }
+    expect(answers.every((a) => a.status === 202 && a.body.status === 'queued' && a.body.debounce_key === 'triage-sensor-7')).toBe(true);
+
+    const sessions = async () =>
+      (await h.db.query<{ id: string }>(`SELECT session_id AS id FROM dr_pending WHERE org_id = $1 AND state = 'started' ORDER BY created_at`, [org.id])).rows;
+    const deadline = Date.now() + 90_000;
+    while ((await sessions()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const started = await sessions();
+    expect(started).toHaveLength(2);
+    for (const s of started) await expect(h.waitForEnd(s.id)).resolves.toMatchObject({ endReason: 'completed' });
+    const prompts = await Promise.all(started.map(async (s) => (await h.events(s.id)).find((e) => e.type === 'user')!.payload.text as string));
+    expect(prompts[0]).toContain('Case event-0');
+    expect(prompts[1]).toContain('Case event-49');
+    const { rows } = await h.db.query<{ state: string; n: string }>(
+      `SELECT state, count(*) AS n FROM dr_pending WHERE org_id = $1 GROUP BY state ORDER BY state`, [org.id]);
+    expect(rows.map((r) => [r.state, Number(r.n)])).toEqual([['started', 2], ['superseded', 48]]);
+    // The key's workflow has exited: nothing waits.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await sessions()).length).toBe(2);
+  });
+
   it('refuses another organization’s key', async () => {
     const other = await newOrg('other');
     const res = await call('POST', `/v1/orgs/${org.id}/dr/start`, other.key, { ...event, action: { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key' } });

@@ -1,4 +1,4 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 /**
@@ -63,3 +63,7 @@ export const SEARCH_ATTRIBUTES = { AiSessionId: 'Keyword', AiOwner: 'Keyword', A
 export const sessionWorkflowId = (sessionId: string) => `session-${sessionId}`;
 export const sandboxTaskQueue = (baseQueue: string, hostId: string) => `${baseQueue}.sandbox.${hostId}`;
 export const SEARCH_ATTRIBUTE_KEYS = [SA_SESSION_ID, SA_OWNER, SA_ORG, SA_TRIGGER, SA_STATUS];
+
+/** A request queued behind a debounce key: the id of its stored launch (dr_pending). */
+export const debounceRequestSignal = defineSignal<[{ pendingId: string }]>('debounceRequest');
+export const debounceWorkflowId = (orgId: string, keyHash: string) => `debounce-${orgId}-${keyHash}`;

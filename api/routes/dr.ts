@@ -9,7 +9,7 @@ export function drRoutes(deps: GatewayDeps): Router {
   // Org-key authentication for /v1/orgs/:orgId is applied by hiveRoutes, mounted first.
   r.post('/v1/orgs/:orgId/dr/start', async (req, res) => {
     const result = await launchAction(deps, orgOf(req), req.body);
-    res.status(result.status === 'started' ? 201 : 200).json(result);
+    res.status(result.status === 'started' ? 201 : result.status === 'queued' ? 202 : 200).json(result);
   });
   return r;
 }
