@@ -17,13 +17,11 @@ const HIVE_FORM = 'a Hive reference must have the form hive://secret/<name>';
 const INLINE_ONLY = ['anthropic_secret', 'lc_api_key_secret', 'lc_uid_secret', 'profile', 'profile_name'];
 const PROFILE_KEYS = Object.keys(SessionProfileSchema.shape);
 
+/** `issues` holds one "path: problem" line per fault, so a rule editor can show them all at once. */
 export class ActionError extends Error {
   override name = 'ActionError';
-  /** One "path: problem" line per fault, so a rule editor can show them all at once. */
-  readonly issues: string[];
-  constructor(issues: string[]) {
+  constructor(readonly issues: string[]) {
     super(issues.join('; '));
-    this.issues = issues;
   }
 }
 
@@ -48,23 +46,21 @@ const dataMap = z.record(z.string(), z.unknown(), typed('a map of names to templ
 });
 
 type SecretHolder = Pick<SessionProfile, 'environment' | 'mcp_servers'>;
-function badSecretRefs(p: SecretHolder): Array<{ path: string[]; message: string }> {
-  const found: Array<{ path: string[]; message: string }> = [];
+/** Environment and MCP header/env values may be literals, but one that starts hive:// must be a well-formed reference. */
+const refineSecrets = (p: SecretHolder, ctx: { addIssue(i: { code: 'custom'; path: string[]; message: string }): void }) => {
   const check = (values: Record<string, string> | undefined, path: string[]) => {
-    for (const [k, v] of Object.entries(values ?? {})) if (v.startsWith('hive://') && !SECRET_REF.test(v)) found.push({ path: [...path, k], message: HIVE_FORM });
+    for (const [k, v] of Object.entries(values ?? {})) {
+      if (v.startsWith('hive://') && !SECRET_REF.test(v)) ctx.addIssue({ code: 'custom', path: [...path, k], message: HIVE_FORM });
+    }
   };
   check(p.environment, ['environment']);
   for (const [name, s] of Object.entries(p.mcp_servers ?? {})) {
     check(s.type === 'http' ? s.headers : s.env, ['mcp_servers', name, s.type === 'http' ? 'headers' : 'env']);
   }
-  return found;
-}
-const refineSecrets = (p: SecretHolder, ctx: { addIssue(i: { code: 'custom'; path: string[]; message: string }): void }) => {
-  for (const f of badSecretRefs(p)) ctx.addIssue({ code: 'custom', ...f });
 };
 
 const common = {
-  action: z.enum(ACTION_NAMES, { error: 'must be "start ai agent" (or the older "start ai session")' }),
+  action: z.enum(ACTION_NAMES, typed('"start ai agent" (or the older "start ai session")')),
   name: template.optional(),
   idempotent_key: template.optional(),
   debounce_key: template.optional(),
@@ -92,7 +88,7 @@ const bedrock = z.object({
   session_token_secret: secret.optional(),
   bearer_token_secret: secret.optional(),
 }, typed('a map')).strict().refine((b) => !b.access_key_id_secret === !b.secret_access_key_secret,
-  'access_key_id_secret and secret_access_key_secret are given together');
+  'access_key_id_secret and secret_access_key_secret must be given together');
 const vertex = z.object({
   project_id: z.string(typed('a string')).min(1),
   region: z.string(typed('a string')).min(1),
@@ -130,7 +126,7 @@ function formatPath(prefix: string, path: readonly PropertyKey[], root: string):
 }
 
 type Issue = z.core.$ZodIssue;
-function describe(issues: readonly Issue[], at: (p: readonly PropertyKey[]) => string, hint: (key: string, depth: number) => string, base: PropertyKey[] = []): string[] {
+function explain(issues: readonly Issue[], at: (p: readonly PropertyKey[]) => string, hint: (key: string, depth: number) => string, base: PropertyKey[] = []): string[] {
   return issues.flatMap((i): string[] => {
     const path = [...base, ...i.path];
     if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${at([...path, k])}: unknown field${hint(k, path.length)}`);
@@ -145,7 +141,7 @@ function describe(issues: readonly Issue[], at: (p: readonly PropertyKey[]) => s
         return [`${at([...path, ...tagged[0]!.path])}: must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`];
       }
       const best = i.errors.filter((b) => !tag(b)).sort((a, b) => a.length - b.length)[0]!;
-      return describe(best, at, hint, path);
+      return explain(best, at, hint, path);
     }
     return [`${at(path)}: ${i.message}`];
   });
@@ -185,7 +181,7 @@ export function parseAction(value: unknown, pathPrefix = ''): DrAction {
     ? (definitionMode ? ' (with definition, session settings come from the ai_agent record)' : ` (session settings go under profile, e.g. profile.${key})`)
     : '');
   const r = definitionMode ? DefinitionSchema.safeParse(rest) : InlineSchema.safeParse(rest);
-  if (!r.success) issues.push(...describe(r.error.issues, at, hint));
+  if (!r.success) issues.push(...explain(r.error.issues, at, hint));
   if (issues.length > 0 || !r.success) throw new ActionError(issues);
   return 'definition' in r.data
     ? { ...r.data, mode: 'definition', agentName: parseDefinitionRef(r.data.definition)! }
@@ -197,7 +193,7 @@ export function parseAgentRecord(value: unknown, pathPrefix = ''): AgentRecord {
   const at = (p: readonly PropertyKey[]) => formatPath(pathPrefix, p, '(record)');
   const hint = (key: string, depth: number) => (depth === 0 && key === 'profile' ? ' (a record holds its session settings at the top level)' : '');
   const r = AgentRecordSchema.safeParse(value);
-  if (!r.success) throw new ActionError(describe(r.error.issues, at, hint));
+  if (!r.success) throw new ActionError(explain(r.error.issues, at, hint));
   return r.data;
 }
 
@@ -229,6 +225,11 @@ function renderKey(field: string, key: string | undefined, ctx: TemplateContext,
   return undefined;
 }
 
+/** The session settings of a record: its profile fields, re-checked so nothing else rides along. */
+function profileOf(record: AgentRecord): SessionProfile {
+  return SessionProfileSchema.parse(Object.fromEntries(Object.entries(record).filter(([k]) => PROFILE_KEYS.includes(k))));
+}
+
 /** Turns a parsed action (and, in definition mode, its loaded ai_agent record) into a launch plan for one event. */
 export function resolveAction(action: DrAction, ctx: TemplateContext, record?: AgentRecord): ActionPlan {
   if (action.mode === 'definition' && !record) throw new Error(`the ai_agent record ${action.definition} must be loaded before resolving`);
@@ -246,9 +247,8 @@ export function resolveAction(action: DrAction, ctx: TemplateContext, record?: A
   const nameTemplate = action.name ?? src?.name;
   const name = nameTemplate === undefined ? undefined : renderTemplate(nameTemplate, ctx).trim();
   if (name === '') warnings.push('name rendered empty for this event; the session is unnamed');
-  const base = src ? SessionProfileSchema.parse(Object.fromEntries(PROFILE_KEYS.filter((k) => own(src, k)).map((k) => [k, src[k as keyof AgentRecord]])))
-    : action.mode === 'inline' ? action.profile ?? {} : {};
-  const credentials = src ?? (action.mode === 'inline' ? action : undefined)!;
+  const base = action.mode === 'inline' ? action.profile ?? {} : profileOf(record!);
+  const credentials: Pick<AgentRecord, 'anthropic_secret' | 'lc_api_key_secret' | 'lc_uid_secret'> = action.mode === 'inline' ? action : record!;
   const plan: ActionPlan = {
     prompt: parts.join('\n\n'),
     anthropicSecret: credentials.anthropic_secret,
