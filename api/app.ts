@@ -14,6 +14,7 @@ import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { hiveRoutes } from './routes/hive';
 import { drRoutes } from './routes/dr';
+import { ruleRoutes } from './routes/rules';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
 export function createApp(deps: GatewayDeps): express.Express {
@@ -47,6 +48,7 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use(adminRoutes(deps));
   app.use(hiveRoutes(deps));
   app.use(drRoutes(deps));
+  app.use(ruleRoutes(deps));
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
   app.use(claudeAuthRoutes(deps));

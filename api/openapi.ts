@@ -49,6 +49,14 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
     delete: { summary: 'Delete a hive record (org API key)', responses: { '200': 'Deleted', '401': 'Bad org key', '403': 'Key of another organization', '404': 'Not found' } },
   },
   '/v1/orgs/{orgId}/dr/start': { post: { summary: 'Run a start ai agent action for one event {action, routing, event, detect, rule_name}; answers with the session id, or the first one for a duplicate idempotent_key (org API key)', responses: { '201': 'Session started', '202': 'Queued behind its debounce_key', '200': 'Duplicate: the existing session', '400': 'Invalid action (path named)', '401': 'Bad org key', '403': 'Key of another organization', '409': 'A record it uses is disabled' } } },
+  '/v1/orgs/{orgId}/rules': { get: { summary: 'List the organization’s D&R rules (org API key)', responses: { '200': 'Rules', '401': 'Bad org key', '403': 'Key of another organization' } } },
+  '/v1/orgs/{orgId}/rules/{name}': {
+    get: { summary: 'Get a rule as written and parsed (org API key)', responses: { '200': 'Rule', '401': 'Bad org key', '404': 'Not found' } },
+    put: { summary: 'Create or replace a rule: detect/respond in YAML (application/yaml) or JSON, optional enabled (org API key)', responses: { '200': 'Replaced', '201': 'Created', '400': 'Invalid rule (path named)', '401': 'Bad org key' } },
+    delete: { summary: 'Delete a rule (org API key)', responses: { '200': 'Deleted', '401': 'Bad org key', '404': 'Not found' } },
+  },
+  '/v1/orgs/{orgId}/events': { post: { summary: 'Ingest events (one JSON object, a JSON array, or NDJSON): enabled rules run, report and start ai agent actions fire (org API key)', responses: { '200': 'What matched and what it did', '400': 'Unparseable body (line named)', '401': 'Bad org key' } } },
+  '/v1/orgs/{orgId}/detections': { get: { summary: 'Detections recorded by report actions, newest first (org API key)', query: [{ name: 'limit', description: '1–1000, default 100' }], responses: { '200': 'Detections', '401': 'Bad org key' } } },
   '/v1/register': {
     post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
     delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },
