@@ -7,6 +7,7 @@ import { appendEvent, type EventType } from '../store/events';
 import { appendMessage, getMessage, type ContentBlock } from '../store/conversation';
 import { getSession } from '../store/sessions';
 import { HiveError, resolveSecret } from '../store/hive';
+import { hiveSecretName } from '../lib/dr/action';
 import type { DockerSandboxes } from './docker-sandbox';
 import type { Keyring } from '../store/encryption';
 
@@ -63,7 +64,6 @@ export function sessionStore(db: Db) {
   };
 }
 
-const HIVE_SECRET = /^hive:\/\/secret\/(.+)$/;
 
 /**
  * Replaces `hive://secret/NAME` values with the organization's secrets, here in
@@ -78,8 +78,8 @@ export async function resolveHiveValues(
 ): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(values)) {
-    const ref = HIVE_SECRET.exec(v);
-    out[k] = ref ? await hiveSecret(db, keyring, orgId, ref[1]) : v;
+    const name = hiveSecretName(v);
+    out[k] = name !== undefined ? await hiveSecret(db, keyring, orgId, name) : v;
   }
   return out;
 }
@@ -94,4 +94,4 @@ export async function hiveSecret(db: Db, keyring: Keyring, orgId: string | null,
   }
 }
 
-export const hiveSecretName = (ref: string) => HIVE_SECRET.exec(ref)?.[1];
+export { hiveSecretName };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { GatewayDeps } from './deps';
 import { badRequest, conflict } from './errors';
 import { parseOr400 } from './validation';
-import { ActionError, parseAction, parseAgentRecord, resolveAction, type ActionPlan, type AgentRecord } from '../lib/dr/action';
+import { ActionError, hiveSecretName, parseAction, parseDefinitionRef, parseAgentRecord, resolveAction, type ActionPlan, type AgentRecord } from '../lib/dr/action';
 import { getHive } from '../store/hive';
 import { claimIdempotentKey } from '../store/dr';
 import { putCredential } from '../store/sessions';
@@ -31,8 +31,6 @@ export interface LaunchResult {
   warnings: string[];
 }
 
-const HIVE_AGENT = /^hive:\/\/ai_agent\/(.+)$/;
-const HIVE_SECRET = /^hive:\/\/secret\/(.+)$/;
 
 /**
  * Runs a `start ai agent` action for one event: validates it, loads its
@@ -80,7 +78,7 @@ export async function launchAction(deps: GatewayDeps, orgId: string, body: unkno
 
 /** The session an action starts; a literal key is stored sealed, like a hive secret, and never shown again. */
 async function sessionParams(tx: Queryable, deps: GatewayDeps, orgId: string, ruleName: string | undefined, plan: ActionPlan): Promise<NewSessionParams> {
-  const credentialId = HIVE_SECRET.test(plan.anthropicSecret)
+  const credentialId = hiveSecretName(plan.anthropicSecret) !== undefined
     ? plan.anthropicSecret
     : await putCredential(tx, deps.keyring, { ownerId: orgId, type: 'api_key', secret: plan.anthropicSecret });
   return {
@@ -121,7 +119,7 @@ async function queueDebounced(deps: GatewayDeps, orgId: string, ruleName: string
 }
 
 async function loadAgent(deps: GatewayDeps, orgId: string, definition: string): Promise<AgentRecord> {
-  const name = HIVE_AGENT.exec(definition)?.[1] ?? '';
+  const name = parseDefinitionRef(definition) ?? '';
   const rec = await getHive(deps.db, orgId, 'ai_agent', name);
   if (!rec) throw badRequest(`action.definition: ${definition} does not exist`);
   if (!rec.enabled) throw conflict(`action.definition: ${definition} is disabled and cannot start a session`, 'record_disabled');
@@ -135,9 +133,9 @@ async function loadAgent(deps: GatewayDeps, orgId: string, definition: string): 
 
 /** Every hive://secret/ the session will need must exist and be enabled before anything starts. */
 async function checkSecretRefs(deps: GatewayDeps, orgId: string, plan: ActionPlan): Promise<void> {
-  const refs = [plan.anthropicSecret, ...Object.values(plan.profile.environment ?? {})].filter((v) => HIVE_SECRET.test(v));
+  const refs = [plan.anthropicSecret, ...Object.values(plan.profile.environment ?? {})].filter((v) => hiveSecretName(v) !== undefined);
   for (const ref of new Set(refs)) {
-    const rec = await getHive(deps.db, orgId, 'secret', HIVE_SECRET.exec(ref)![1]);
+    const rec = await getHive(deps.db, orgId, 'secret', hiveSecretName(ref)!);
     if (!rec) throw badRequest(`${ref} does not exist in this organization's hive`);
     if (!rec.enabled) throw conflict(`${ref} is disabled and cannot be used`, 'record_disabled');
   }

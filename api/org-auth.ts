@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Db } from '../store/db';
 import { orgForKey } from '../store/orgs';
 import { forbidden, unauthorized } from './errors';
+import { bearerToken } from './auth';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -16,7 +17,7 @@ declare module 'express-serve-static-core' {
 export function requireOrgKey(db: Db) {
   return async (req: Request, _res: Response, next: NextFunction) => {
     try {
-      const key = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+      const key = bearerToken(req.headers);
       if (!key) throw unauthorized('an org API key is required as the bearer token');
       const orgId = await orgForKey(db, key);
       if (!orgId) throw unauthorized('invalid or revoked org API key');

@@ -11,7 +11,9 @@ const ENV_SECRET = 'env-secret-value-from-hive-42';
 
 /** The external D&R entry: a `start ai agent` action and its event, against the real stack. */
 describe('D&R actions from an external engine', () => {
-  const h = useHarness({ env: { IDEMPOTENCY_WINDOW_SECONDS: '3' } });
+  // Long enough that a loaded machine still ends the first session inside it; the test waits it out.
+  const WINDOW_SECONDS = 10;
+  const h = useHarness({ env: { IDEMPOTENCY_WINDOW_SECONDS: String(WINDOW_SECONDS) } });
   let gw: Gateway;
   let org: { id: string; key: string };
 
@@ -137,6 +139,7 @@ describe('D&R actions from an external engine', () => {
     h.fake.setResponder(() => text('handled'));
     const action = { action: 'start ai agent', prompt: 'p', anthropic_secret: 'hive://secret/anthropic-key', idempotent_key: '{{ .detect.detect_id }}' };
     const body = { ...event, detect: { detect_id: 'flood-1' }, action };
+    const firstRequestAt = Date.now();
     const answers = await Promise.all(Array.from({ length: 50 }, () => launch(body)));
     const ids = new Set(answers.map((a) => a.body.session_id));
     expect(ids.size).toBe(1);
@@ -146,7 +149,7 @@ describe('D&R actions from an external engine', () => {
     await h.waitForEnd(first);
     // Ended, still inside the window: still the same session.
     expect((await launch(body)).body).toMatchObject({ status: 'duplicate', session_id: first });
-    await new Promise((r) => setTimeout(r, 3500));
+    await new Promise((r) => setTimeout(r, Math.max(0, firstRequestAt + WINDOW_SECONDS * 1000 + 500 - Date.now())));
     const later = await launch(body);
     expect(later.body.status).toBe('started');
     expect(later.body.session_id).not.toBe(first);

@@ -3,6 +3,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import { z } from 'zod';
 import type { GatewayDeps } from '../deps';
 import { AppError, notFound, unauthorized } from '../errors';
+import { bearerToken } from '../auth';
 import { parseOr400 } from '../validation';
 import { addOrgKey, createOrg, getOrg, listOrgs, revokeOrgKeys } from '../../store/orgs';
 
@@ -39,7 +40,7 @@ function requireAdmin(adminToken: string | undefined) {
   const expected = adminToken ? crypto.createHash('sha256').update(adminToken).digest() : undefined;
   return (req: Request, _res: Response, next: NextFunction) => {
     if (!expected) return next(new AppError(503, 'admin_disabled', 'administration is disabled: set ADMIN_TOKEN'));
-    const given = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const given = bearerToken(req.headers);
     const digest = given ? crypto.createHash('sha256').update(given).digest() : undefined;
     if (!digest || !crypto.timingSafeEqual(digest, expected)) return next(unauthorized('missing or invalid admin token'));
     next();

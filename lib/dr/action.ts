@@ -155,6 +155,11 @@ export function isDrAction(value: unknown): boolean {
 }
 
 /** `hive://ai_agent/NAME` → NAME, or null. */
+/** The name in a `hive://secret/NAME` reference, or undefined for anything else. */
+export function hiveSecretName(ref: string): string | undefined {
+  return /^hive:\/\/secret\/(.+)$/.exec(ref)?.[1];
+}
+
 export function parseDefinitionRef(ref: string): string | null {
   return AGENT_REF.exec(ref)?.[1] ?? null;
 }
