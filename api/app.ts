@@ -15,6 +15,7 @@ import { adminRoutes } from './routes/admin';
 import { hiveRoutes } from './routes/hive';
 import { drRoutes } from './routes/dr';
 import { ruleRoutes } from './routes/rules';
+import { orgSessionRoutes } from './routes/org-sessions';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
 export function createApp(deps: GatewayDeps): express.Express {
@@ -49,6 +50,7 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use(hiveRoutes(deps));
   app.use(drRoutes(deps));
   app.use(ruleRoutes(deps));
+  app.use(orgSessionRoutes(deps));
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
   app.use(claudeAuthRoutes(deps));

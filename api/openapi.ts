@@ -57,6 +57,12 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
   },
   '/v1/orgs/{orgId}/events': { post: { summary: 'Ingest events (one JSON object, a JSON array, or NDJSON): enabled rules run, report and start ai agent actions fire (org API key)', responses: { '200': 'What matched and what it did', '400': 'Unparseable body (line named)', '401': 'Bad org key' } } },
   '/v1/orgs/{orgId}/detections': { get: { summary: 'Detections recorded by report actions, newest first (org API key)', query: [{ name: 'limit', description: '1–1000, default 100' }], responses: { '200': 'Detections', '401': 'Bad org key' } } },
+  '/v1/org/sessions': { get: { summary: 'List the organization’s sessions, newest first (org API key)', query: [{ name: 'status', description: 'starting, running or ended' }, { name: 'limit', description: '1–200, default 50' }, { name: 'cursor', description: 'next_cursor of the previous page' }], responses: { '200': 'A page of sessions', '400': 'Invalid query', '401': 'Bad org key' } } },
+  '/v1/org/sessions/{sessionId}': {
+    get: { summary: 'Get an org session: model, tokens, cost, trigger rule, end reason (org API key)', responses: { '200': 'Session', '401': 'Bad org key', '404': 'Not found' } },
+    delete: { summary: 'Terminate an org session (end_reason org_api_requested) (org API key)', responses: { '200': 'Terminated', '401': 'Bad org key', '404': 'Not found', '409': 'Already ended' } },
+  },
+  '/v1/org/sessions/{sessionId}/history': { get: { summary: 'Every stored event of an org session, in order (org API key)', query: [{ name: 'after', description: 'return events after this seq' }, { name: 'limit', description: '1–5000, default 1000' }], responses: { '200': 'Events', '401': 'Bad org key', '404': 'Not found' } } },
   '/v1/register': {
     post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
     delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },

@@ -6,6 +6,7 @@ import { listEvents, type StoredEvent, type TextDelta } from '../store/events';
 import { getSession } from '../store/sessions';
 import { bearerToken } from './auth';
 import { handleClientMessage, type ClientContext } from './ws-messages';
+import { orgForKey } from '../store/orgs';
 import { latestRequestEvent, replayBounds, sessionEndEvent } from './ws-replay';
 import type { SocketDeps } from './ws';
 
@@ -62,6 +63,8 @@ export class SessionSocket {
     private readonly limiters: Limiters,
     private readonly registry: Registry,
     private readonly subscribe: () => Promise<unknown>,
+    /** 'org': authenticated by an org API key, read-only. */
+    private readonly mode: 'owner' | 'org' = 'owner',
   ) {
     this.client = {
       sessionId,
@@ -101,9 +104,11 @@ export class SessionSocket {
     };
     const token = bearerToken(req.headers, url);
     if (!token) return refuse(4001, 'missing token');
-    const principal = await auth.verify(token).catch(() => undefined);
-    if (!principal) return refuse(4001, 'invalid token');
-    this.client.userId = principal.userId;
+    const owner = this.mode === 'org'
+      ? await orgForKey(db, token).then((orgId) => orgId && { type: 'org', id: orgId })
+      : await auth.verify(token).then((p) => ({ type: 'user', id: p.userId }), () => undefined);
+    if (!owner) return refuse(4001, 'invalid token');
+    if (owner.type === 'user') this.client.userId = owner.id;
     const sinceRaw = url.searchParams.get('since');
     let since: number | undefined;
     if (sinceRaw !== null) {
@@ -115,7 +120,7 @@ export class SessionSocket {
     }
     const session = await getSession(db, this.sessionId);
     if (!session || session.deleted_at) return refuse(4004, 'session not found');
-    if (session.owner_type !== 'user' || session.owner_id !== principal.userId) {
+    if (session.owner_type !== owner.type || session.owner_id !== owner.id) {
       return refuse(4003, 'session belongs to another owner');
     }
     // As the reference has it, a connection is for a running session: poll GET until then.
@@ -124,7 +129,7 @@ export class SessionSocket {
     if (this.closing) return;
     // Registered before reading, so nothing committed after the read is missed.
     this.registry.add(this);
-    log.info({ sessionId: this.sessionId, userId: principal.userId, path: url.pathname, since }, 'session socket attached');
+    log.info({ sessionId: this.sessionId, owner: `${owner.type}:${owner.id}`, path: url.pathname, since }, 'session socket attached');
 
     const bounds = await replayBounds(db, this.sessionId, config.ws.replaySeconds);
     const start = since !== undefined ? Math.min(since, bounds.last) : bounds.first !== null ? bounds.first - 1 : bounds.last;
@@ -282,6 +287,10 @@ export class SessionSocket {
           this.client.error('rate_limited', `more than ${this.deps.config.ws.messagesPerSecond} messages per second`);
           return;
         }
+        if (this.mode === 'org' && !isHeartbeat(data)) {
+          this.client.error('read_only', 'the org endpoint is read-only: it accepts heartbeats only');
+          return;
+        }
         await handleClientMessage(this.client, data, isBinary);
       })
       .catch((err: Error) => {
@@ -308,5 +317,13 @@ export class SessionSocket {
     }
     await this.out.catch(() => undefined);
     await this.inbound.catch(() => undefined);
+  }
+}
+
+function isHeartbeat(data: unknown): boolean {
+  try {
+    return (JSON.parse(String(data)) as { type?: unknown }).type === 'heartbeat';
+  } catch {
+    return false;
   }
 }

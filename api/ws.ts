@@ -39,14 +39,19 @@ export interface FileTransfer {
   download(userId: string, sessionId: string, body: unknown): Promise<{ download_url: string; expires_at: string }>;
 }
 
-const SESSION_PATHS = [/^\/v1\/sessions\/([^/]+)\/ws$/, /^\/v1\/ws\/sessions\/([^/]+)$/];
+/** Owner endpoints (a user's JWT, interactive) and the org endpoint (an org API key, read-only, as cli.md has it). */
+const SESSION_PATHS: Array<[RegExp, 'owner' | 'org']> = [
+  [/^\/v1\/sessions\/([^/]+)\/ws$/, 'owner'],
+  [/^\/v1\/ws\/sessions\/([^/]+)$/, 'owner'],
+  [/^\/v1\/ws\/org\/sessions\/([^/]+)$/, 'org'],
+];
 
-function sessionIdOf(pathname: string): string | undefined {
-  for (const re of SESSION_PATHS) {
+function sessionIdOf(pathname: string): { sessionId: string; mode: 'owner' | 'org' } | undefined {
+  for (const [re, mode] of SESSION_PATHS) {
     const m = re.exec(pathname);
     if (m) {
       try {
-        return decodeURIComponent(m[1]);
+        return { sessionId: decodeURIComponent(m[1]), mode };
       } catch {
         return undefined;
       }
@@ -142,11 +147,11 @@ export function attachSessionSockets(server: http.Server, deps: SocketDeps): { c
     } catch {
       return refuse(socket, 400, 'Bad Request');
     }
-    const sessionId = sessionIdOf(url.pathname);
+    const target = sessionIdOf(url.pathname);
     if (closed) return refuse(socket, 503, 'Service Unavailable');
-    if (sessionId === undefined) return refuse(socket, 404, 'Not Found');
+    if (target === undefined) return refuse(socket, 404, 'Not Found');
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const s = new SessionSocket(ws, sessionId, deps, limiters, registry, subscribe);
+      const s = new SessionSocket(ws, target.sessionId, deps, limiters, registry, subscribe, target.mode);
       sockets.add(s);
       s.start(req, url).catch(() => undefined);
     });

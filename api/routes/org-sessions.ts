@@ -1,0 +1,88 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { GatewayDeps } from '../deps';
+import { orgOf, requireOrgKey } from '../org-auth';
+import { badRequest, conflict, notFound } from '../errors';
+import { parseOr400 } from '../validation';
+import { decodeCursor, encodeCursor, sessionResource } from './sessions';
+import { getSession, listSessions, type SessionRow } from '../../store/sessions';
+import { listEvents } from '../../store/events';
+import { sessionTotals } from '../../store/metering';
+
+const ListQuery = z.object({
+  status: z.enum(['starting', 'running', 'ended']).optional(),
+  limit: z.coerce.number().int('must be an integer').min(1).max(200).default(50),
+  cursor: z.string().optional(),
+}).strict();
+const HistoryQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+}).strict();
+
+/**
+ * Sessions an organization owns (D&R and org API), as cli.md's `ai session`
+ * commands see them: the org API key decides which organization.
+ */
+export function orgSessionRoutes(deps: GatewayDeps): Router {
+  const r = Router();
+  r.use('/v1/org', requireOrgKey(deps.db, { orgInPath: false }));
+  const owner = (orgId: string) => ({ type: 'org' as const, id: orgId });
+
+  async function orgSession(orgId: string, id: string): Promise<SessionRow> {
+    const s = await getSession(deps.db, id);
+    if (!s || s.deleted_at || s.owner_type !== 'org' || s.owner_id !== orgId) throw notFound('session not found');
+    return s;
+  }
+
+  r.get('/v1/org/sessions', async (req, res) => {
+    const q = parseOr400(ListQuery, req.query, 'query');
+    const rows = await listSessions(deps.db, owner(orgOf(req)), {
+      status: q.status,
+      limit: q.limit + 1,
+      after: q.cursor ? decodeCursor(q.cursor) : undefined,
+    });
+    const page = rows.slice(0, q.limit);
+    res.json({
+      sessions: page.map((s) => sessionResource(s, { trigger_rule: s.rule_name })),
+      next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1].cursor) : null,
+    });
+  });
+
+  r.get('/v1/org/sessions/:sessionId', async (req, res) => {
+    const s = await orgSession(orgOf(req), req.params.sessionId);
+    const totals = await sessionTotals(deps.db, s.id);
+    res.json({
+      session: sessionResource(s, {
+        trigger_rule: s.rule_name,
+        input_tokens: totals.inputTokens,
+        output_tokens: totals.outputTokens,
+        cost_usd: totals.costUsd,
+      }),
+    });
+  });
+
+  r.get('/v1/org/sessions/:sessionId/history', async (req, res) => {
+    const s = await orgSession(orgOf(req), req.params.sessionId);
+    const q = parseOr400(HistoryQuery, req.query, 'query');
+    const events = await listEvents(deps.db, s.id, { afterSeq: q.after, limit: q.limit });
+    res.json({
+      events: events.map((e) => ({ type: e.type, seq: e.seq, timestamp: e.created_at, session_id: e.session_id, payload: e.payload })),
+      next_after: events.length === q.limit ? events[events.length - 1].seq : null,
+    });
+  });
+
+  r.delete('/v1/org/sessions/:sessionId', async (req, res) => {
+    const s = await orgSession(orgOf(req), req.params.sessionId);
+    if (s.status === 'ended') throw conflict('session has already ended', 'session_not_running');
+    try {
+      await deps.service.terminate(s.id, 'org_api_requested');
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      throw badRequest('the session has no running workflow');
+    }
+    res.json({ terminated: true });
+  });
+
+  return r;
+}
