@@ -1,4 +1,5 @@
 import { TEST_ADMIN_TOKEN, useHarness, type Harness } from './support/harness';
+import { callApi } from './support/http';
 import { text } from './support/fake-anthropic';
 
 type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
@@ -48,15 +49,8 @@ describe('rules and event intake', () => {
   const h = useHarness();
   let gw: Gateway;
   let org: { id: string; key: string };
-  const call = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
-    const res = await fetch(`${gw.url}/v1/orgs/${org.id}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${org.key}`, 'content-type': contentType },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const raw = await res.text();
-    return { status: res.status, body: raw ? JSON.parse(raw) : undefined };
-  };
+  const call = (method: string, path: string, body?: unknown, contentType = 'application/json') =>
+    callApi(gw.url, method, `/v1/orgs/${org.id}${path}`, { token: org.key, body, contentType });
   const yaml = (path: string, source: string) => call('PUT', path, source, 'application/yaml');
   const proc = (host: string, cmd: string) => ({ routing: { hostname: host, event_type: 'NEW_PROCESS' }, event: { COMMAND_LINE: cmd } });
 

@@ -1,4 +1,5 @@
 import { TEST_ADMIN_TOKEN, useHarness, type Harness } from './support/harness';
+import { callApi } from './support/http';
 import { text, toolUse } from './support/fake-anthropic';
 import { claimIdempotentKey } from '../store/dr';
 import { getSession } from '../store/sessions';
@@ -17,15 +18,7 @@ describe('D&R actions from an external engine', () => {
   let gw: Gateway;
   let org: { id: string; key: string };
 
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const res = await fetch(`${gw.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const raw = await res.text();
-    return { status: res.status, body: raw ? JSON.parse(raw) : undefined, raw };
-  };
+  const call = (method: string, path: string, token: string, body?: unknown) => callApi(gw.url, method, path, { token, body });
   const launch = (body: unknown, o = org) => call('POST', `/v1/orgs/${o.id}/dr/start`, o.key, body);
   const newOrg = async (name: string) => {
     const r = await call('POST', '/v1/admin/orgs', TEST_ADMIN_TOKEN, { name });

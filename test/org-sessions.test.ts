@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { mintToken } from '../api/auth';
 import { TEST_ADMIN_TOKEN, TEST_JWT_SECRET, useHarness, type Harness } from './support/harness';
+import { callApi } from './support/http';
 import { text } from './support/fake-anthropic';
 
 type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
@@ -11,15 +12,7 @@ describe('org sessions', () => {
   const h = useHarness();
   let gw: Gateway;
   const orgs: Array<{ id: string; key: string }> = [];
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const res = await fetch(`${gw.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const raw = await res.text();
-    return { status: res.status, body: raw ? JSON.parse(raw) : undefined };
-  };
+  const call = (method: string, path: string, token: string, body?: unknown) => callApi(gw.url, method, path, { token, body });
   const connect = (path: string, token: string) => {
     const ws = new WebSocket(`${gw.url.replace('http', 'ws')}${path}?token=${token}`);
     const frames: Frame[] = [];

@@ -2,6 +2,7 @@ import { mintToken } from '../api/auth';
 import { resolveSecret } from '../store/hive';
 import { runEntry } from './support/processes';
 import { TEST_ADMIN_TOKEN, TEST_JWT_SECRET, useHarness, type Harness } from './support/harness';
+import { callApi } from './support/http';
 
 type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
 
@@ -13,13 +14,8 @@ describe('organizations and their hive', () => {
   });
 
   const call = async (method: string, path: string, token?: string, body?: unknown) => {
-    const res = await fetch(`${gw.url}${path}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
+    const r = await callApi(gw.url, method, path, { token, body });
+    return { ...r, text: r.raw };
   };
   const newOrg = async (name: string) => {
     const r = await call('POST', '/v1/admin/orgs', TEST_ADMIN_TOKEN, { name });
