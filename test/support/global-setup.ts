@@ -11,15 +11,23 @@ import { startDevServer, type DevServer } from '../../infra/temporal-dev-server'
 import { ensureRunnerImage } from '../../infra/runner-image';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/messages';
 
+/**
+ * A free port for a server a test starts itself and may restart on the same
+ * port. Picked below the kernel's ephemeral range (32768 and up here), where
+ * outgoing connections and port-0 listeners of parallel suites cannot take it
+ * between the check and the restart.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
     });
-    srv.on('error', reject);
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port found between 20000 and 32000');
 }
 
 /**
