@@ -129,7 +129,7 @@ export class DockerSandboxes {
   }
 
   /** An exec of argv as the sandbox user in /workspace; a missing or stopped container is SandboxGoneError. */
-  private async createExec(containerId: string, argv: string[], withStdin: boolean): Promise<Docker.Exec> {
+  private async createExec(containerId: string, argv: string[], withStdin: boolean, env?: Record<string, string>): Promise<Docker.Exec> {
     try {
       return await this.docker.getContainer(containerId).exec({
         Cmd: argv,
@@ -138,11 +138,47 @@ export class DockerSandboxes {
         AttachStderr: true,
         User: '1000:1000',
         WorkingDir: '/workspace',
+        ...(env ? { Env: Object.entries(env).map(([k, v]) => `${k}=${v}`) } : {}),
       });
     } catch (err) {
       if (isNotFound(err) || isNotRunning(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
       throw err;
     }
+  }
+
+  /**
+   * Starts a long-lived process as the sandbox user with its standard streams
+   * attached (an MCP stdio server). It runs until its stdin closes or the
+   * sandbox ends; env is added to the sandbox's environment for it alone.
+   */
+  async spawn(containerId: string, argv: string[], env: Record<string, string>): Promise<AttachedProcess> {
+    const exec = await this.createExec(containerId, argv, true, env);
+    const stream = await exec.start({ hijack: true, stdin: true });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const ended = new Promise<void>((resolve) => {
+      const end = () => {
+        stdout.end();
+        stderr.end();
+        resolve();
+      };
+      stream.once('end', end);
+      stream.once('close', end);
+      // A broken connection ends the process's streams like an exit does; the caller sees 'ended'.
+      stream.on('error', end);
+    });
+    return {
+      stdin: stream,
+      stdout,
+      stderr,
+      ended,
+      exitCode: async () => (await exec.inspect()).ExitCode ?? null,
+      close: () => {
+        stream.end();
+        stream.destroy();
+      },
+    };
   }
 
   /** Runs argv inside the sandbox as the sandbox user; stdout and stderr are kept apart. */
@@ -237,6 +273,18 @@ export class DockerSandboxes {
     const inspected = await exec.inspect();
     return { exitCode: inspected.ExitCode ?? -1, stdout: text.text(), stderr: errText.text(), stdoutBytes, overflow };
   }
+}
+
+/** A process started by spawn(): its standard streams, and how it ended. */
+export interface AttachedProcess {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  /** Settles when its output ends: it exited, its stdin was closed, or the sandbox is gone. */
+  ended: Promise<void>;
+  exitCode(): Promise<number | null>;
+  /** Closes its stdin and the connection. */
+  close(): void;
 }
 
 export interface StreamExecOptions {

@@ -1,14 +1,15 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type Anthropic from '@anthropic-ai/sdk';
 import { publishDelta } from '../store/events';
 import { appendMessage, getMessage, loadConversation, type ContentBlock } from '../store/conversation';
-import { modelCredential } from '../store/oauth';
 import { modelUsageFor, recordModelUsage } from '../store/metering';
-import { BUILTIN_TOOLS } from '../lib/tool-specs';
+import { BUILTIN_TOOLS, WEB_FETCH_TOOL, WEB_SEARCH_TOOL } from '../lib/tool-specs';
+import { decide } from '../lib/permissions';
+import { getMcpTools } from '../store/mcp-tools';
 import { costUsd } from '../lib/pricing';
-import { classifyModelError, modelClient, sanitize, SYSTEM_PROMPT } from './model';
-import { assistantKey, hiveSecret, hiveSecretName, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { classifyModelError, sanitize, SYSTEM_PROMPT } from './model';
+import { sessionModelClient } from './model-credentials';
+import { assistantKey, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
 
 export interface ToolUseRef {
   id: string;
@@ -34,13 +35,7 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
       const key = assistantKey(turn);
       let message = await getMessage(db, sessionId, key);
       if (!message) {
-        if (!session.credential_id) throw ApplicationFailure.nonRetryable('session has no model credential', 'ModelAuthError');
-        const hiveName = hiveSecretName(session.credential_id);
-        const credential = hiveName
-          ? { type: 'api_key' as const, secret: await hiveSecret(db, keyring, session.org_id, hiveName) }
-          : await modelCredential(db, keyring, config.claudeOAuth, session.credential_id);
-        if (!credential) throw ApplicationFailure.nonRetryable('the model credential was deleted', 'ModelAuthError');
-        const final = await streamModel(modelClient(credential, config.model.baseURL), session, turn);
+        const final = await streamModel(await sessionModelClient({ db, keyring, config }, session), session, turn);
         const content = final.content as unknown as ContentBlock[];
         await appendMessage(db, { sessionId, key, role: 'assistant', content });
         const cost = costUsd(final.model, final.usage);
@@ -64,8 +59,13 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
     const ctx = Context.current();
     const messages = await loadConversation(db, session.id);
     // A tool denied outright is not offered at all: the model would only waste a turn on it.
-    const deniedOutright = new Set((session.profile.denied_tools ?? []).filter((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)));
-    const tools = BUILTIN_TOOLS.filter((t) => !deniedOutright.has(t.name));
+    const denied = session.profile.denied_tools ?? [];
+    const deniedOutright = new Set(denied.filter((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)));
+    const mcpTools = (await getMcpTools(db, session.id))
+      .filter((t) => decide({ allowed: [], denied, mode: 'bypassPermissions' }, { name: t.name }).behavior !== 'deny')
+      .map(({ name, description, input_schema }) => ({ name, ...(description ? { description } : {}), input_schema }));
+    const offered = [...BUILTIN_TOOLS, WEB_FETCH_TOOL, ...(config.webSearch.url ? [WEB_SEARCH_TOOL] : [])];
+    const tools = [...offered.filter((t) => !deniedOutright.has(t.name)), ...mcpTools];
     const key = assistantKey(turn);
     // Text goes out as it arrives; what arrives while a publish is in flight is coalesced into the next.
     const queue: Array<{ block: number; text: string }> = [];

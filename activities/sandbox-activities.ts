@@ -3,12 +3,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { getMessage } from '../store/conversation';
 import { markRunning, sessionProfile, setActivity } from '../store/sessions';
 import { recordBillingPeriods } from '../store/metering';
+import { imageProblem } from '../lib/runner-images';
 import { SandboxGoneError } from './docker-sandbox';
+import type { McpConnections } from './mcp-client';
 import { runSandboxTool } from './tools';
 import { resolveHiveValues, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
 
 /** Activities that touch the container: they run on the task queue of the Docker host holding it. */
-export function createSandboxActivities({ db, sandboxes, config, log, hostId, keyring }: ActivityDeps) {
+export function createSandboxActivities({ db, sandboxes, config, log, hostId, keyring }: ActivityDeps, mcp?: McpConnections) {
   const store = sessionStore(db);
   const periodIndex = (createdAt: string, periodSeconds: number) =>
     Math.floor((Date.now() - Date.parse(createdAt)) / (periodSeconds * 1000));
@@ -17,16 +19,21 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
     async provisionSandbox({ sessionId }: { sessionId: string }) {
       const session = await store.sessionOrFail(sessionId);
       const profile = (await sessionProfile(db, keyring, sessionId)) ?? session.profile;
-      const image = await sandboxes.docker.getImage(config.runnerImage).inspect().catch((err: { statusCode?: number }) => {
+      const image = profile.image ?? config.runnerImage;
+      // Checked again here: this worker's allow-list may have changed since the session was accepted.
+      const refused = imageProblem(profile.image, config);
+      if (refused) throw ApplicationFailure.nonRetryable(refused, 'RunnerImageNotAllowed');
+      const present = await sandboxes.docker.getImage(image).inspect().catch((err: { statusCode?: number }) => {
         if (err.statusCode === 404) return undefined;
         throw err;
       });
-      if (!image) {
-        throw ApplicationFailure.nonRetryable(`the runner image ${config.runnerImage} is not on this Docker host`, 'RunnerImageMissing');
+      // The worker builds only the default image (at start); another allowed one is the operator's to put on each host.
+      if (!present) {
+        throw ApplicationFailure.nonRetryable(`the runner image ${image} is not on this Docker host (${hostId})`, 'RunnerImageMissing');
       }
       const info = await sandboxes.provision({
         sessionId,
-        image: config.runnerImage,
+        image,
         env: await resolveHiveValues(db, keyring, session.org_id, profile.environment ?? {}),
         network: profile.network_access === true,
         cpus: config.sandbox.cpus,
@@ -40,6 +47,12 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
         message: 'Working directory: /workspace',
         model: session.model,
       });
+      if (!config.webSearch.url && (profile.allowed_tools ?? []).some((t) => t === 'WebSearch' || t.startsWith('WebSearch('))) {
+        await store.emit(sessionId, 'system-websearch', 'system', {
+          subtype: 'notice',
+          message: 'WebSearch is allowed by the profile but not available: this deployment has no search endpoint (WEBSEARCH_URL), so the tool is not offered.',
+        });
+      }
       log.info({ sessionId, container: info.containerId.slice(0, 12) }, 'sandbox ready');
       return { ...info, hostId };
     },
@@ -77,6 +90,7 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
     },
 
     async cleanupSandbox(p: { sessionId: string; createdAt?: string; periodSeconds: number; billedThrough: number }) {
+      await mcp?.closeSession(p.sessionId);
       const { removed } = await sandboxes.destroy(p.sessionId);
       // The final periods: everything started before the sandbox was gone.
       if (p.createdAt) {

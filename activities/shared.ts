@@ -56,7 +56,8 @@ export function sessionStore(db: Db) {
       return block as unknown as { id: string; name: string; input: Record<string, unknown> };
     },
 
-    async storeToolResult(sessionId: string, toolUseId: string, content: string, isError: boolean) {
+    /** content: text, or blocks (text and image) in the Messages API shape. */
+    async storeToolResult(sessionId: string, toolUseId: string, content: string | ContentBlock[], isError: boolean) {
       const block: ContentBlock = { type: 'tool_result', tool_use_id: toolUseId, content, is_error: isError };
       await appendMessage(db, { sessionId, key: `tool_result-${toolUseId}`, role: 'user', content: [block] });
       await emit(sessionId, `tool_result-${toolUseId}`, 'tool_result', { tool_use_id: toolUseId, content, is_error: isError });

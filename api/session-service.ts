@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Config } from '../lib/config';
+import { imageProblem } from '../lib/runner-images';
+import { badRequest } from './errors';
 import type { Db, Queryable } from '../store/db';
 import type { Keyring } from '../store/encryption';
 import { deleteText, getSession, putText } from '../store/sessions';
@@ -45,6 +47,9 @@ export class SessionService {
    * make the record part of a larger claim (a D&R idempotent key).
    */
   async record(tx: Queryable, p: StartSessionParams): Promise<{ sessionId: string; workflowId: string }> {
+    // Before anything is stored: a session on an image the operator has not allowed is never recorded.
+    const problem = imageProblem(p.profile.image, this.deps.config);
+    if (problem) throw badRequest(problem);
     return recordSession(tx, this.deps.keyring, this.deps.config, { ...p, sessionId: p.sessionId ?? randomUUID() });
   }
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { version } from '../package.json';
+import { IMAGE_REF } from './runner-images';
 
 /**
  * The one place the environment is read. Every period is configuration so
@@ -11,6 +12,9 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const flag = (fallback: boolean) =>
+  z.enum(['true', 'false', '1', '0', 'yes', 'no']).default(fallback ? 'true' : 'false').transform((v) => ['true', '1', 'yes'].includes(v));
 
 const EnvSchema = z.object({
   TEMPORAL_ADDRESS: optionalString,
@@ -25,6 +29,12 @@ const EnvSchema = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   DOCKER_HOST: optionalString,
   RUNNER_IMAGE: z.string().min(1).default(`ai-sessions-runner:${version}`),
+  /** Other images a profile may name (comma-separated refs); RUNNER_IMAGE is always allowed. */
+  RUNNER_IMAGE_ALLOWLIST: z.string().optional().transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean))
+    .superRefine((refs, ctx) => {
+      const bad = refs.filter((r) => !IMAGE_REF.test(r));
+      if (bad.length) ctx.addIssue({ code: 'custom', message: `not image references (name[:tag][@sha256:digest]): ${bad.join(', ')}` });
+    }),
   WORKER_HOST_ID: optionalString,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   ANTHROPIC_BASE_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), {
@@ -43,6 +53,10 @@ const EnvSchema = z.object({
   TOOL_TIMEOUT_SECONDS: seconds(120),
   TOOL_MAX_TIMEOUT_SECONDS: seconds(600),
   TOOL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().min(1024).default(30000),
+  /** MCP servers: connecting and listing tools at session start, each call, and the size of a result (text and images). */
+  MCP_CONNECT_TIMEOUT_SECONDS: seconds(30),
+  MCP_CALL_TIMEOUT_SECONDS: seconds(120),
+  MCP_RESULT_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
   SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).default(1024),
   SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(16).default(256),
@@ -90,6 +104,20 @@ const EnvSchema = z.object({
   CLAUDE_OAUTH_REDIRECT_URI: z.string().min(1).default('https://console.anthropic.com/oauth/code/callback'),
   CLAUDE_OAUTH_SCOPES: z.string().min(1).default('user:profile user:inference'),
   OAUTH_FLOW_TTL_SECONDS: seconds(300),
+  /** WebFetch (fetched by the worker): loopback, private and link-local targets are refused unless allowed; cloud metadata always is. */
+  WEBFETCH_ALLOW_PRIVATE: flag(false),
+  WEBFETCH_TIMEOUT_SECONDS: seconds(30),
+  WEBFETCH_MAX_BYTES: z.coerce.number().int().min(1024).default(5 * 1024 * 1024),
+  /** WebSearch: a SearXNG-compatible JSON endpoint; without one the tool is not offered. */
+  WEBSEARCH_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), { message: 'must be an http:// or https:// URL' }),
+  WEBSEARCH_MAX_RESULTS: z.coerce.number().int().min(1).max(50).default(10),
+  /** Org outputs (webhooks): each delivery is retried with exponential backoff up to the attempt limit. */
+  OUTPUT_TIMEOUT_SECONDS: seconds(15),
+  OUTPUT_RETRY_INITIAL_SECONDS: seconds(5),
+  OUTPUT_RETRY_MAX_SECONDS: seconds(600),
+  OUTPUT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  /** Lets webhooks reach loopback and private addresses (a receiver on the same host or network). */
+  OUTPUT_ALLOW_PRIVATE: flag(false),
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -120,6 +148,7 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
     },
     docker: { host: env.DOCKER_HOST, hostId: env.WORKER_HOST_ID },
     runnerImage: env.RUNNER_IMAGE,
+    runnerImageAllowlist: env.RUNNER_IMAGE_ALLOWLIST,
     port: env.PORT,
     model: {
       baseURL: env.ANTHROPIC_BASE_URL,
@@ -140,6 +169,11 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       defaultTimeoutSeconds: env.TOOL_TIMEOUT_SECONDS,
       maxTimeoutSeconds: env.TOOL_MAX_TIMEOUT_SECONDS,
       outputLimitBytes: env.TOOL_OUTPUT_LIMIT_BYTES,
+    },
+    mcp: {
+      connectTimeoutSeconds: env.MCP_CONNECT_TIMEOUT_SECONDS,
+      callTimeoutSeconds: env.MCP_CALL_TIMEOUT_SECONDS,
+      resultMaxBytes: env.MCP_RESULT_MAX_BYTES,
     },
     auth: {
       jwtSecret: env.AUTH_JWT_SECRET,
@@ -181,6 +215,24 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       redirectUri: env.CLAUDE_OAUTH_REDIRECT_URI,
       scopes: env.CLAUDE_OAUTH_SCOPES,
       flowTtlSeconds: env.OAUTH_FLOW_TTL_SECONDS,
+    },
+    webFetch: {
+      allowPrivate: env.WEBFETCH_ALLOW_PRIVATE,
+      timeoutSeconds: env.WEBFETCH_TIMEOUT_SECONDS,
+      maxBytes: env.WEBFETCH_MAX_BYTES,
+    },
+    webSearch: {
+      url: env.WEBSEARCH_URL,
+      maxResults: env.WEBSEARCH_MAX_RESULTS,
+    },
+    outputs: {
+      timeoutSeconds: env.OUTPUT_TIMEOUT_SECONDS,
+      allowPrivate: env.OUTPUT_ALLOW_PRIVATE,
+      retry: {
+        initialSeconds: env.OUTPUT_RETRY_INITIAL_SECONDS,
+        maxSeconds: env.OUTPUT_RETRY_MAX_SECONDS,
+        maxAttempts: env.OUTPUT_MAX_ATTEMPTS,
+      },
     },
     sandbox: {
       cpus: env.SANDBOX_CPUS,

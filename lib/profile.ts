@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { PERMISSION_MODES, validatePatterns, type PermissionMode, type PermissionRules } from './permissions';
+import { IMAGE_REF } from './runner-images';
+import { MAX_MCP_SERVER_NAME } from './mcp';
 
 /** Names the sandbox environment may not override: they would change how tools run. */
 const RESERVED_ENV = /^(PATH|HOME|USER|LD_[A-Z_]*|PYTHON(PATH|HOME))$/;
@@ -9,19 +11,26 @@ const toolList = z.array(z.string()).max(200).superRefine((patterns, ctx) => {
   for (const message of validatePatterns(patterns)) ctx.addIssue({ code: 'custom', message });
 });
 
-const mcpServer = z.union([
+// A missing field says when it is required (the path names the field); other problems keep zod's message.
+const required = (type: string) => ({
+  error: (iss: { input?: unknown }) => (iss.input === undefined ? `required when type is ${type}` : undefined),
+});
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const mcpServer = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('http'),
-    url: z.string().url(),
-    headers: z.record(z.string(), z.string()).optional(),
+    url: z.string(required('http')).regex(/^https?:\/\/[^/\s]/, 'url must be an http:// or https:// URL'),
+    headers: z.record(z.string().regex(HEADER_NAME, 'not a valid HTTP header name'),
+      z.string().max(8192).regex(/^[^\r\n\0]*$/, 'header values cannot hold line breaks')).optional(),
   }).strict(),
   z.object({
     type: z.literal('stdio'),
-    command: z.string().min(1),
-    args: z.array(z.string()).optional(),
-    env: z.record(z.string(), z.string()).optional(),
+    command: z.string(required('stdio')).min(1, 'command cannot be empty'),
+    args: z.array(z.string()).max(256).optional(),
+    env: z.record(z.string().regex(ENV_NAME, 'environment names are letters, digits and _'), z.string().max(32768)).optional(),
   }).strict(),
-]);
+], { error: (iss) => (iss.code === 'invalid_union' ? 'must be "http" or "stdio"' : undefined) });
 
 /**
  * A session's settings: a user profile, an ai_agent record or an inline D&R
@@ -40,8 +49,11 @@ export const SessionProfileSchema = z.object({
   environment: z.record(z.string().regex(ENV_NAME, 'environment names are letters, digits and _')
     .refine((k) => !RESERVED_ENV.test(k), 'this environment name is reserved by the sandbox'), z.string().max(32768))
     .optional(),
-  mcp_servers: z.record(z.string().regex(/^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$/, 'server names are letters, digits, - and single _').max(64), mcpServer).optional(),
+  mcp_servers: z.record(z.string().regex(/^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$/, 'server names are letters, digits, - and single _')
+    .max(MAX_MCP_SERVER_NAME, `server names have at most ${MAX_MCP_SERVER_NAME} characters, so that mcp__<server>__<tool> fits the 64 of a tool name`), mcpServer).optional(),
   network_access: z.boolean().optional(),
+  /** The sandbox image, when not the default; checked against RUNNER_IMAGE_ALLOWLIST where config is known. */
+  image: z.string().max(255).regex(IMAGE_REF, 'must be an image reference such as name:tag').optional(),
 }).strict();
 
 export type SessionProfile = z.infer<typeof SessionProfileSchema>;

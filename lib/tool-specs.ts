@@ -129,3 +129,32 @@ export const BUILTIN_TOOLS: ToolSpec[] = [
 
 export const BUILTIN_TOOL_NAMES = BUILTIN_TOOLS.map((t) => t.name);
 export const SANDBOX_FILE_TOOLS = ['Read', 'Write', 'Edit', 'Glob', 'Grep'] as const;
+
+/** Tools the worker runs itself (the sandbox can stay offline). WebSearch is offered only when configured. */
+export const WEB_FETCH_TOOL: ToolSpec = {
+  name: 'WebFetch',
+  description:
+    'Fetch an http(s) URL and answer a question about its content. The page is turned into text and read by a model; ' +
+    'you get its answer, not the raw page. Private and internal addresses are refused.',
+  input_schema: {
+    type: 'object',
+    properties: { url: str('The URL to fetch'), prompt: str('What to find out from the page') },
+    required: ['url', 'prompt'],
+  },
+};
+
+export const WEB_SEARCH_TOOL: ToolSpec = {
+  name: 'WebSearch',
+  description: 'Search the web. Returns titles, URLs and snippets; use WebFetch to read a result.',
+  input_schema: {
+    type: 'object',
+    properties: {
+      query: str('The search query'),
+      allowed_domains: { type: 'array', items: { type: 'string' }, description: 'Only results from these domains' },
+      blocked_domains: { type: 'array', items: { type: 'string' }, description: 'Never results from these domains' },
+    },
+    required: ['query'],
+  },
+};
+
+export const WORKER_TOOLS = ['WebFetch', 'WebSearch'] as const;

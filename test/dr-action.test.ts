@@ -352,7 +352,7 @@ describe('invalid actions are refused with every fault named by its path', () =>
       'respond[0].profile.max_turns: Too small',
       'respond[0].profile.one_shot: Invalid input: expected boolean',
       'respond[0].profile.environment.LD_PRELOAD: this environment name is reserved by the sandbox',
-      'respond[0].profile.mcp_servers.feed.type: must be one of "http", "stdio"',
+      'respond[0].profile.mcp_servers.feed.type: must be "http" or "stdio"',
       'respond[0].profile.mcp_servers.local.url: unknown field',
     ]],
     ['mistyped-refs-in-profile', [

@@ -490,6 +490,36 @@ describe('decide: MCP patterns', () => {
   });
 });
 
+describe('decide: deny over allow across mcp__server and mcp__server__tool', () => {
+  it.each<[allowed: string[], denied: string[], mode: PermissionMode, name: string, behavior: Behavior]>([
+    [['mcp__vt__scan'], ['mcp__vt'], 'acceptEdits', 'mcp__vt__scan', 'deny'],
+    [['mcp__vt'], ['mcp__vt'], 'bypassPermissions', 'mcp__vt__scan', 'deny'],
+    [['mcp__vt__scan'], ['mcp__vt__scan'], 'bypassPermissions', 'mcp__vt__scan', 'deny'],
+    [['mcp__vt'], ['mcp__vt__upload'], 'bypassPermissions', 'mcp__vt__upload', 'deny'],
+    [['mcp__vt'], ['mcp__vt__upload'], 'plan', 'mcp__vt__scan', 'allow'],
+    [['mcp__vt'], ['mcp__vt__upload'], 'acceptEdits', 'mcp__vt__upload_all', 'allow'],
+    [[], ['mcp__vt__scan'], 'bypassPermissions', 'mcp__vt__scan_all', 'allow'],
+    [['mcp__vt__scan'], [], 'plan', 'mcp__vt__lookup', 'deny'],
+    [['mcp__vt__scan'], [], 'acceptEdits', 'mcp__vt__lookup', 'ask'],
+    [['mcp__vt'], ['mcp__jira'], 'acceptEdits', 'mcp__vt__scan', 'allow'],
+    [['mcp__vt'], ['mcp__jira'], 'bypassPermissions', 'mcp__jira__create', 'deny'],
+    [['mcp__vt'], [], 'acceptEdits', 'mcp__vt_x__scan', 'ask'],
+    [['mcp__vt'], [], 'acceptEdits', 'mcp__vt-x__scan', 'ask'],
+    [['mcp__threat-intel_v2'], ['mcp__threat-intel_v2__get'], 'acceptEdits', 'mcp__threat-intel_v2__get__thing', 'allow'],
+    [['mcp__threat-intel_v2__get__thing'], ['mcp__threat-intel_v2__get'], 'plan', 'mcp__threat-intel_v2__get', 'deny'],
+    [['Bash', 'Read'], [], 'acceptEdits', 'mcp__Bash__run', 'ask'],
+    [['mcp__Read'], [], 'acceptEdits', 'Read', 'ask'],
+  ])('allowed %j, denied %j, %s: %s -> %s', (allowed, denied, mode, name, behavior) => {
+    expect(decide(rules({ allowed, denied, mode }), { name }).behavior).toBe(behavior);
+  });
+
+  it('the D&R allowAll exception still honours an MCP deny', () => {
+    const r = rules({ denied: ['mcp__vt'], allowAll: true });
+    expect(decide(r, { name: 'mcp__vt__scan' })).toEqual({ behavior: 'deny', reason: 'denied by "mcp__vt"' });
+    expect(decide(r, { name: 'mcp__jira__get' }).behavior).toBe('allow');
+  });
+});
+
 describe('decide: bare names are exact and case-sensitive', () => {
   it.each<[string, string, Behavior]>([
     ['Read', 'Read', 'allow'],

@@ -6,7 +6,10 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  ParentClosePolicy,
+  patched,
   setHandler,
+  startChild,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -18,6 +21,7 @@ import {
   answerUpdate,
   approvalUpdate,
   interruptUpdate,
+  outputDeliveryWorkflowId,
   promptUpdate,
   SA_STATUS,
   sandboxTaskQueue,
@@ -28,6 +32,7 @@ import {
 } from './messages';
 import { sessionActivities } from './activity-proxies';
 import { describeFailure } from './failures';
+import type { outputDeliveryWorkflow } from './outputs';
 import { handleFileUpdates } from './files';
 import type { SessionInput, SessionOutcome, SessionState } from './types';
 
@@ -201,7 +206,11 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       }
     }
     setActivity('running_tool');
-    await sandbox.runTool({ sessionId, containerId: s.sandbox!.containerId, turn, toolUseId: use.id });
+    const call = { sessionId, containerId: s.sandbox!.containerId, turn, toolUseId: use.id };
+    // The web tools run on the shared queue: the worker fetches, so the sandbox can stay offline.
+    if ((use.name === 'WebFetch' || use.name === 'WebSearch') && patched('web-tools')) s.costUsd += (await model.runWebTool(call)).costUsd;
+    else if (use.name.startsWith('mcp__') && patched('mcp-servers')) await sandbox.callMcpTool(call);
+    else await sandbox.runTool(call);
   }
 
   /** One prompt: model turns and tool calls until the model stops asking for tools. */
@@ -289,7 +298,13 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
     if (!s.sandbox) {
       work = new CancellationScope();
       try {
-        s.sandbox = await work.run(() => provisioning.provisionSandbox({ sessionId }));
+        await work.run(async () => {
+          s.sandbox = await provisioning.provisionSandbox({ sessionId });
+          // Tools are listed before the first prompt; a server that fails is reported and left out.
+          if (patched('mcp-servers')) {
+            await onSandbox(s.sandbox.hostId).startMcpServers({ sessionId, containerId: s.sandbox.containerId });
+          }
+        });
         upsertSearchAttributes([{ key: SA_STATUS, value: 'running' }]);
         setActivity('idle');
       } catch (err) {
@@ -346,6 +361,15 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       // The Docker host is unreachable: the session still ends; what is left carries our labels for the reaper.
     }
     await acts.endSession({ sessionId, reason: outcome.reason, errorMessage: outcome.error });
+    if (input.owner.type === 'org' && patched('org-outputs')) {
+      // Its own workflow, so a receiver that is down for hours keeps retrying after this one has closed.
+      await startChild<typeof outputDeliveryWorkflow>('outputDeliveryWorkflow', {
+        workflowId: outputDeliveryWorkflowId(sessionId),
+        taskQueue: input.taskQueue,
+        args: [{ sessionId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+    }
   });
   upsertSearchAttributes([{ key: SA_STATUS, value: 'ended' }]);
   await condition(allHandlersFinished);

@@ -6,6 +6,7 @@ import { badRequest, conflict, notFound } from '../errors';
 import { parseOr400 } from '../validation';
 import { requireRegistered } from './claude-auth';
 import { keepMaskedSecrets, SessionProfileSchema, type SessionProfile } from '../../lib/profile';
+import { imageProblem } from '../../lib/runner-images';
 import {
   countProfiles, createProfile, deleteProfile, getProfile, listProfiles, profileSecrets, setDefaultProfile,
   updateProfile, type ProfileRecord,
@@ -43,6 +44,11 @@ export function profileResource(p: ProfileRecord) {
   };
 }
 
+function checkImage(deps: GatewayDeps, image: string | undefined) {
+  const problem = imageProblem(image, deps.config);
+  if (problem) throw badRequest(problem);
+}
+
 export async function roomForProfile(deps: GatewayDeps, userId: string) {
   if ((await countProfiles(deps.db, userId)) >= deps.config.limits.maxProfiles) {
     throw conflict(`at most ${deps.config.limits.maxProfiles} profiles per user`, 'profile_limit');
@@ -61,6 +67,7 @@ export function profileRoutes(deps: GatewayDeps): Router {
     const me = principalOf(req);
     await requireRegistered(deps, me.userId);
     const body = parseOr400(ProfileBody, req.body);
+    checkImage(deps, body.image);
     await roomForProfile(deps, me.userId);
     const created = await createProfile(deps.db, deps.keyring, me.userId, {
       name: body.name,
@@ -83,6 +90,8 @@ export function profileRoutes(deps: GatewayDeps): Router {
     const update = parseOr400(ProfileUpdate, req.body);
     const current = await getProfile(deps.db, me.userId, req.params.profileId);
     if (!current) throw notFound('profile not found');
+    // A new image only: a stored one read back and written back is refused when a session starts, not here.
+    if (update.image !== current.settings.image) checkImage(deps, update.image);
     if (update.id !== undefined && update.id !== current.id) throw badRequest('id: does not match the profile being updated');
     if (update.is_default === false && current.is_default) {
       throw badRequest('is_default: make another profile the default instead (POST /v1/profiles/{id}/default)');

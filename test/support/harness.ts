@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
 import { Client as PgClient } from 'pg';
 import { loadConfig, type Config } from '../../lib/config';
-import { createLogger } from '../../lib/log';
+import { createLogger, type Logger } from '../../lib/log';
 import { openDb, type Db } from '../../store/db';
 import { putCredential } from '../../store/sessions';
 import { loadKeyring, type Keyring } from '../../store/encryption';
@@ -57,6 +57,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** Start no worker (tests that run workers in other processes). */
   noWorker?: boolean;
+  /** The workers' logger (a test that reads what was logged). */
+  log?: Logger;
 }
 
 export interface Harness {
@@ -113,7 +115,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   if (!pg) delete env.DATABASE_URL;
   const config = loadConfig(env);
-  const log = createLogger(config.logLevel, 'test');
+  const log = opts.log ?? createLogger(config.logLevel, 'test');
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: 'memory' });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
