@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ProfileBody } from './routes/profiles';
 import { DownloadRequestBody, UploadCompleteBody, UploadRequestBody } from './files';
 import { OAuthCodeBody } from './routes/claude-oauth';
+import { OutputBody } from './routes/outputs';
 
 /**
  * The OpenAPI document served at GET /openapi. Request bodies come from the
@@ -48,6 +49,14 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
     put: { summary: 'Create or replace a hive record: {data, enabled} (org API key)', responses: { '200': 'Replaced', '201': 'Created', '400': 'Invalid record (field named)', '401': 'Bad org key', '403': 'Key of another organization' } },
     delete: { summary: 'Delete a hive record (org API key)', responses: { '200': 'Deleted', '401': 'Bad org key', '403': 'Key of another organization', '404': 'Not found' } },
   },
+  '/v1/orgs/{orgId}/outputs': { get: { summary: 'List the organization’s outputs (webhooks for ended sessions); URLs shown by origin only, secrets never (org API key)', responses: { '200': 'Outputs', '401': 'Bad org key', '403': 'Key of another organization' } } },
+  '/v1/orgs/{orgId}/outputs/{name}': {
+    get: { summary: 'Get an output (org API key)', responses: { '200': 'Output', '401': 'Bad org key', '404': 'Not found' } },
+    put: { summary: 'Create or replace a webhook output: {url, secret, enabled, include_transcript}; a generated signing secret is shown once (org API key)', body: OutputBody, responses: { '200': 'Replaced', '201': 'Created', '400': 'Invalid output (field named)', '401': 'Bad org key', '403': 'Key of another organization' } },
+    delete: { summary: 'Delete an output (org API key)', responses: { '200': 'Deleted', '401': 'Bad org key', '404': 'Not found' } },
+  },
+  '/v1/orgs/{orgId}/outputs/{name}/deliveries': { get: { summary: 'Deliveries to an output, newest first, each with every attempt (org API key)', query: [{ name: 'session_id', description: 'only this session' }, { name: 'limit', description: '1–500, default 100' }], responses: { '200': 'Deliveries', '400': 'Invalid query', '401': 'Bad org key' } } },
+  '/v1/orgs/{orgId}/deliveries/{deliveryId}/redeliver': { post: { summary: 'Deliver a delivered or failed delivery again, with a fresh round of retries (org API key)', responses: { '202': 'Started', '401': 'Bad org key', '404': 'Not found', '409': 'Still being attempted, or its output is gone' } } },
   '/v1/orgs/{orgId}/dr/start': { post: { summary: 'Run a start ai agent action for one event {action, routing, event, detect, rule_name}; answers with the session id, or the first one for a duplicate idempotent_key (org API key)', responses: { '201': 'Session started', '202': 'Queued behind its debounce_key', '200': 'Duplicate: the existing session', '400': 'Invalid action (path named)', '401': 'Bad org key', '403': 'Key of another organization', '409': 'A record it uses is disabled' } } },
   '/v1/orgs/{orgId}/rules': { get: { summary: 'List the organization’s D&R rules (org API key)', responses: { '200': 'Rules', '401': 'Bad org key', '403': 'Key of another organization' } } },
   '/v1/orgs/{orgId}/rules/{name}': {

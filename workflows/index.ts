@@ -1,2 +1,3 @@
 export { sessionWorkflow } from './session';
 export { debounceWorkflow } from './debounce';
+export { outputDeliveryWorkflow } from './outputs';
