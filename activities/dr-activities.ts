@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { recordSession, sessionInputFor, type NewSessionParams } from '../store/session-input';
 import { open } from '../store/encryption';
 import type { ActivityDeps } from './shared';
+import { pendingSessionId } from '../workflows/messages';
 
 /** What the debounce workflow needs from the store: turning a waiting request into a session, or dropping it. */
 export function createDrActivities({ db, keyring, config }: ActivityDeps) {
@@ -17,7 +18,7 @@ export function createDrActivities({ db, keyring, config }: ActivityDeps) {
         if (!row) throw ApplicationFailure.nonRetryable(`queued request ${pendingId} not found`, 'PendingNotFound');
         if (row.session_id) return row.session_id;
         const params = JSON.parse(open(keyring, row.sealed_params)) as NewSessionParams;
-        const { sessionId: id } = await recordSession(tx, keyring, config, { ...params, sessionId: `${pendingId}-s` });
+        const { sessionId: id } = await recordSession(tx, keyring, config, { ...params, sessionId: pendingSessionId(pendingId) });
         await tx.query(`UPDATE dr_pending SET state = 'started', session_id = $2 WHERE id = $1`, [pendingId, id]);
         return id;
       });

@@ -12,7 +12,9 @@ import { sessionRoutes } from './routes/sessions';
 import { blobRoutes, fileRoutes } from './routes/files';
 import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
+import { outputRoutes } from './routes/outputs';
 import { hiveRoutes } from './routes/hive';
+import { parseAgentRecord } from '../lib/dr/action';
 import { drRoutes } from './routes/dr';
 import { ruleRoutes } from './routes/rules';
 import { orgSessionRoutes } from './routes/org-sessions';
@@ -47,7 +49,9 @@ export function createApp(deps: GatewayDeps): express.Express {
 
   // Admin and org endpoints authenticate with their own tokens, never a user's JWT.
   app.use(adminRoutes(deps));
-  app.use(hiveRoutes(deps));
+  // ai_agent records are checked against the record schema when saved, not only when a rule uses them.
+  app.use(hiveRoutes(deps, (data, at) => void parseAgentRecord(data, at)));
+  app.use(outputRoutes(deps));
   app.use(drRoutes(deps));
   app.use(ruleRoutes(deps));
   app.use(orgSessionRoutes(deps));

@@ -4,13 +4,14 @@ import type { GatewayDeps } from './deps';
 import { badRequest, conflict } from './errors';
 import { parseOr400 } from './validation';
 import { ActionError, hiveSecretName, parseAction, parseDefinitionRef, parseAgentRecord, resolveAction, type ActionPlan, type AgentRecord } from '../lib/dr/action';
+import { imageProblem } from '../lib/runner-images';
 import { getHive } from '../store/hive';
 import { claimIdempotentKey } from '../store/dr';
 import { putCredential } from '../store/sessions';
 import { seal } from '../store/encryption';
 import type { Queryable } from '../store/db';
 import type { NewSessionParams } from '../store/session-input';
-import { debounceRequestSignal, debounceWorkflowId } from '../workflows/messages';
+import { debounceRequestSignal, debounceWorkflowId, pendingIdOf, pendingSessionId } from '../workflows/messages';
 
 /** What an external D&R engine sends: the action, and the event (routing, event, detect) that triggered it. */
 const LaunchBody = z.object({
@@ -26,6 +27,8 @@ export interface LaunchResult {
   session_id?: string;
   /** For a queued (debounced) request: its id and key. */
   request_id?: string;
+  /** For a duplicate of a debounced request that has not become a session: queued, or superseded by a newer one. */
+  request_state?: string;
   debounce_key?: string;
   idempotent_key?: string;
   warnings: string[];
@@ -48,11 +51,12 @@ export async function launchAction(deps: GatewayDeps, orgId: string, body: unkno
   }
   const record = action.mode === 'definition' ? await loadAgent(deps, orgId, action.definition) : undefined;
   const plan = resolveAction(action, { routing: req.routing, event: req.event, detect: req.detect }, record);
+  // Here as well as when the session is recorded: a debounced request is recorded later, by the debounce workflow.
+  const imageField = action.mode === 'inline' ? 'action.profile.image' : `${action.definition}.image`;
+  const problem = imageProblem(plan.profile.image, deps.config, imageField);
+  if (problem) throw badRequest(problem);
   await checkSecretRefs(deps, orgId, plan);
-  if (plan.debounceKey !== undefined) {
-    if (plan.idempotentKey !== undefined) throw badRequest('action: use idempotent_key or debounce_key, not both in one action');
-    return queueDebounced(deps, orgId, req.rule_name, plan, plan.debounceKey);
-  }
+  if (plan.debounceKey !== undefined) return queueDebounced(deps, orgId, req.rule_name, plan, plan.debounceKey);
 
   const sessionId = randomUUID();
   const outcome = await deps.db.transaction(async (tx) => {
@@ -65,6 +69,10 @@ export async function launchAction(deps: GatewayDeps, orgId: string, body: unkno
     await deps.service.record(tx, { sessionId, ...(await sessionParams(tx, deps, orgId, req.rule_name, plan)) });
     return { status: 'started' as const, sessionId };
   });
+  if (outcome.status === 'duplicate' && pendingIdOf(outcome.sessionId)) {
+    // The key's first request was a debounced one (another rule with the same key).
+    return duplicateOfRequest(deps, orgId, outcome.sessionId, plan, { idempotent_key: plan.idempotentKey! });
+  }
   // After the commit; a duplicate whose first launch never got this far is started now.
   await deps.service.launch(outcome.sessionId);
   if (plan.warnings.length) deps.log.warn({ orgId, sessionId: outcome.sessionId, warnings: plan.warnings }, 'D&R action warnings');
@@ -97,16 +105,32 @@ async function sessionParams(tx: Queryable, deps: GatewayDeps, orgId: string, ru
 /**
  * A debounced request waits in the store and is signalled to its key's
  * workflow (started if there is none): one session at a time per key, and only
- * the newest waiting request runs next.
+ * the newest waiting request runs next. With an idempotent_key as well, a
+ * duplicate queues nothing: the key is claimed for the session this request
+ * would become, in the transaction that records the request.
  */
 async function queueDebounced(deps: GatewayDeps, orgId: string, ruleName: string | undefined, plan: ActionPlan, key: string): Promise<LaunchResult> {
   const pendingId = `dbq_${randomUUID()}`;
-  await deps.db.transaction(async (tx) => {
+  const keys = { debounce_key: key, ...(plan.idempotentKey !== undefined ? { idempotent_key: plan.idempotentKey } : {}) };
+  const duplicateOf = await deps.db.transaction(async (tx) => {
+    if (plan.idempotentKey !== undefined) {
+      const claim = await claimIdempotentKey(tx, {
+        orgId, key: plan.idempotentKey, sessionId: pendingSessionId(pendingId), windowSeconds: deps.config.limits.idempotencyWindowSeconds,
+      });
+      if (!claim.claimed) return claim.sessionId;
+    }
     const params = await sessionParams(tx, deps, orgId, ruleName, plan);
     await tx.query('INSERT INTO dr_pending (id, org_id, debounce_key, sealed_params) VALUES ($1, $2, $3, $4)', [
       pendingId, orgId, key, seal(deps.keyring, JSON.stringify(params)),
     ]);
+    return undefined;
   });
+  if (duplicateOf !== undefined) return duplicateOfRequest(deps, orgId, duplicateOf, plan, keys);
+  await signalPending(deps, orgId, key, pendingId);
+  return { status: 'queued', request_id: pendingId, ...keys, warnings: plan.warnings };
+}
+
+async function signalPending(deps: GatewayDeps, orgId: string, key: string, pendingId: string): Promise<void> {
   const keyHash = createHash('sha256').update(key).digest('hex').slice(0, 32);
   await deps.client.workflow.signalWithStart('debounceWorkflow', {
     workflowId: debounceWorkflowId(orgId, keyHash),
@@ -115,7 +139,35 @@ async function queueDebounced(deps: GatewayDeps, orgId: string, ruleName: string
     signal: debounceRequestSignal,
     signalArgs: [{ pendingId }],
   });
-  return { status: 'queued', request_id: pendingId, debounce_key: key, warnings: plan.warnings };
+  await deps.db.query('UPDATE dr_pending SET signalled_at = now() WHERE id = $1', [pendingId]);
+}
+
+/**
+ * The answer to a duplicate of a debounced request: the session it became,
+ * or the request itself while it waits. One that a crash left unsignalled is
+ * signalled now; one already signalled never is again (that could put it back
+ * in front of newer requests).
+ */
+async function duplicateOfRequest(
+  deps: GatewayDeps, orgId: string, claimedSessionId: string, plan: ActionPlan, keys: Record<string, string>,
+): Promise<LaunchResult> {
+  const pendingId = pendingIdOf(claimedSessionId);
+  if (!pendingId) {
+    // The key was first claimed by an undebounced session.
+    await deps.service.launch(claimedSessionId);
+    return { status: 'duplicate', session_id: claimedSessionId, ...keys, warnings: plan.warnings };
+  }
+  const { rows } = await deps.db.query<{ state: string; session_id: string | null; signalled_at: string | null; debounce_key: string }>(
+    'SELECT state, session_id, signalled_at, debounce_key FROM dr_pending WHERE id = $1', [pendingId],
+  );
+  const row = rows[0];
+  if (row && row.state === 'queued' && !row.signalled_at) await signalPending(deps, orgId, row.debounce_key, pendingId);
+  return {
+    status: 'duplicate',
+    ...(row?.session_id ? { session_id: row.session_id } : { request_id: pendingId, request_state: row?.state ?? 'queued' }),
+    ...keys,
+    warnings: plan.warnings,
+  };
 }
 
 async function loadAgent(deps: GatewayDeps, orgId: string, definition: string): Promise<AgentRecord> {

@@ -6,7 +6,8 @@ import { launchAction } from './dr-service';
 import { compileRule, parseRule, RuleError, type CompiledRule, type Rule } from '../lib/dr/rules';
 import { ActionError, isDrAction, parseAction } from '../lib/dr/action';
 import { listHive } from '../store/hive';
-import { listRules, recordDetection } from '../store/rules';
+import { drVersion, listRules, recordDetection } from '../store/rules';
+import { RuleIndex, recordType } from '../lib/dr/rule-index';
 
 /** Parses a rule as written (YAML or JSON text, or an already-parsed object); every `start ai agent` action is checked too. */
 export function parseRuleSource(body: unknown): { rule: Rule; source: string; enabled?: boolean } {
@@ -52,14 +53,12 @@ export interface IngestResult {
  * rules then see), `start ai agent` launches a session.
  */
 export async function ingestEvents(deps: GatewayDeps, orgId: string, events: unknown[]): Promise<IngestResult> {
-  const rules = (await listRules(deps.db, orgId, true)).map((r) => ({ name: r.name, rule: r.rule as Rule, run: compileRule(r.rule as Rule) }));
-  const lookups = new Map((await listHive(deps.db, orgId, 'lookup')).filter((l) => l.enabled).map((l) => [l.name, new Set((l.data.values as string[]) ?? [])]));
+  const { index: rules, lookups } = await compiledRules(deps, orgId);
   const resolve = (name: string) => lookups.get(name.replace(/^(hive:\/\/)?lookup\//, ''));
   const result: IngestResult = { events: events.length, matches: [], detections: [], sessions: [], errors: [] };
 
   const fire = async (index: number, target: 'event' | 'detection', record: Record<string, unknown>, depth: number) => {
-    for (const r of rules) {
-      if (r.rule.detect.target !== target) continue;
+    for (const r of rules.candidates(target, recordType(target, record))) {
       let hit: boolean;
       try {
         hit = (r.run as CompiledRule)({ target, record }, resolve);
@@ -99,6 +98,31 @@ export async function ingestEvents(deps: GatewayDeps, orgId: string, events: unk
     await fire(i, 'event', e as Record<string, unknown>, 0);
   }
   return result;
+}
+
+type Compiled = { name: string; rule: Rule; run: CompiledRule };
+interface OrgRules {
+  version: string;
+  index: RuleIndex<Compiled>;
+  lookups: Map<string, Set<string>>;
+}
+
+/** Per gateway: each org's rules compiled and indexed, and its lookup lists, until its dr_version moves. */
+const cache = new Map<string, OrgRules>();
+const CACHED_ORGS = 1000;
+
+async function compiledRules(deps: GatewayDeps, orgId: string): Promise<OrgRules> {
+  const version = await drVersion(deps.db, orgId);
+  const hit = cache.get(orgId);
+  if (hit && hit.version === version) return hit;
+  // Read after the version: a change that lands meanwhile moves the version again, so nothing stale is kept.
+  const rules = (await listRules(deps.db, orgId, true)).map((r) => ({ name: r.name, rule: r.rule as Rule, run: compileRule(r.rule as Rule) }));
+  const lookups = new Map((await listHive(deps.db, orgId, 'lookup')).filter((l) => l.enabled).map((l) => [l.name, new Set((l.data.values as string[]) ?? [])]));
+  const fresh = { version, index: new RuleIndex(rules), lookups };
+  cache.delete(orgId);
+  if (cache.size >= CACHED_ORGS) cache.delete(cache.keys().next().value!);
+  cache.set(orgId, fresh);
+  return fresh;
 }
 
 /** A detection as LimaCharlie shapes it: the report's name as cat, the event under detect. */

@@ -1,5 +1,6 @@
 import type { Queryable } from './db';
 import { open, seal, type Keyring } from './encryption';
+import { bumpDrVersion } from './rules';
 
 export const HIVES = ['secret', 'ai_agent', 'lookup'] as const;
 export type Hive = (typeof HIVES)[number];
@@ -51,11 +52,13 @@ export async function putHive(
     [r.orgId, r.hive, r.name, r.enabled, JSON.stringify(r.data), sealed],
   );
   const { created, ...row } = rows[0];
+  if (r.hive === 'lookup') await bumpDrVersion(db, r.orgId);
   return { record: record(row), created };
 }
 
 export async function deleteHive(db: Queryable, orgId: string, hive: Hive, name: string): Promise<boolean> {
   const { rows } = await db.query('DELETE FROM hive_records WHERE org_id = $1 AND hive = $2 AND name = $3 RETURNING name', [orgId, hive, name]);
+  if (rows.length > 0 && hive === 'lookup') await bumpDrVersion(db, orgId);
   return rows.length > 0;
 }
 

@@ -18,7 +18,18 @@ export async function putRule(db: Queryable, r: { orgId: string; name: string; e
      RETURNING (xmax = 0) AS created`,
     [r.orgId, r.name, r.enabled, r.source, JSON.stringify(r.rule)],
   );
+  await bumpDrVersion(db, r.orgId);
   return rows[0].created;
+}
+
+/** After the change it stamps: a reader that saw the old stamp reloads next time. */
+export async function bumpDrVersion(db: Queryable, orgId: string): Promise<void> {
+  await db.query('UPDATE orgs SET dr_version = dr_version + 1 WHERE id = $1', [orgId]);
+}
+
+export async function drVersion(db: Queryable, orgId: string): Promise<string> {
+  const { rows } = await db.query<{ v: string }>('SELECT dr_version::text AS v FROM orgs WHERE id = $1', [orgId]);
+  return rows[0]?.v ?? '0';
 }
 
 export async function listRules(db: Queryable, orgId: string, onlyEnabled = false): Promise<RuleRecord[]> {
@@ -30,11 +41,16 @@ export async function listRules(db: Queryable, orgId: string, onlyEnabled = fals
 }
 
 export async function getRule(db: Queryable, orgId: string, name: string): Promise<RuleRecord | undefined> {
-  return (await listRules(db, orgId)).find((r) => r.name === name);
+  const { rows } = await db.query<RuleRecord>(
+    'SELECT name, enabled, source, rule, created_at, updated_at FROM dr_rules WHERE org_id = $1 AND name = $2',
+    [orgId, name],
+  );
+  return rows[0] && { ...rows[0], created_at: iso(rows[0].created_at), updated_at: iso(rows[0].updated_at) };
 }
 
 export async function deleteRule(db: Queryable, orgId: string, name: string): Promise<boolean> {
   const { rows } = await db.query('DELETE FROM dr_rules WHERE org_id = $1 AND name = $2 RETURNING name', [orgId, name]);
+  if (rows.length > 0) await bumpDrVersion(db, orgId);
   return rows.length > 0;
 }
 

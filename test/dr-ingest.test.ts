@@ -129,5 +129,18 @@ describe('rules and event intake', () => {
     expect(bad.body.error.message).toMatch(/line 2/);
     const mixed = await call('POST', '/events', [dns, 'not-an-object']);
     expect(mixed.body.errors).toEqual([{ event: 1, message: 'an event must be a JSON object' }]);
+
+    // Rules and lookups are compiled once per change: a changed lookup list counts from the next POST.
+    expect((await yaml('/rules/dns', `${DNS_RULE}\nenabled: true\n`)).status).toBe(200);
+    const fine = { routing: { event_type: 'DNS_REQUEST' }, event: { DOMAIN_NAME: 'fine.test' } };
+    const dnsMatches = async () => (await call('POST', '/events', fine)).body.matches.filter((m: { rule: string }) => m.rule === 'dns');
+    expect(await dnsMatches()).toEqual([]);
+    await call('PUT', '/hive/lookup/threat-domains', { data: { values: ['evil.test', 'fine.test'] } });
+    expect(await dnsMatches()).toHaveLength(1);
+    await call('PUT', '/hive/lookup/threat-domains', { data: { values: ['evil.test'] }, enabled: false });
+    expect(await dnsMatches()).toEqual([]);
+    expect((await call('DELETE', '/rules/dns')).status).toBe(200);
+    await call('PUT', '/hive/lookup/threat-domains', { data: { values: ['evil.test', 'fine.test'] } });
+    expect(await dnsMatches()).toEqual([]);
   });
 });

@@ -3,7 +3,8 @@ import { callApi } from './support/http';
 import { text, toolUse } from './support/fake-anthropic';
 import { claimIdempotentKey } from '../store/dr';
 import { getSession } from '../store/sessions';
-import { sessionWorkflowId } from '../workflows/messages';
+import { pendingSessionId, sessionWorkflowId } from '../workflows/messages';
+import { seal } from '../store/encryption';
 
 type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
 
@@ -23,6 +24,17 @@ describe('D&R actions from an external engine', () => {
   const newOrg = async (name: string) => {
     const r = await call('POST', '/v1/admin/orgs', TEST_ADMIN_TOKEN, { name });
     return { id: r.body.org.id as string, key: r.body.api_key as string };
+  };
+  /** The session a queued request became, once its debounce workflow has started it. */
+  const sessionOf = async (pendingId: string) => {
+    for (let i = 0; i < 600; i++) {
+      const { rows } = await h.db.query<{ session_id: string | null }>('SELECT session_id FROM dr_pending WHERE id = $1', [pendingId]);
+      // The row names its session before the debounce workflow starts it as a child: wait for the workflow too.
+      const id = rows[0]?.session_id;
+      if (id && (await h.client.workflow.getHandle(sessionWorkflowId(id)).describe().then(() => true, () => false))) return id;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`queued request ${pendingId} never became a session`);
   };
   const event = {
     routing: { hostname: 'ws-042', sid: 'sensor-7', event_type: 'NEW_PROCESS' },
@@ -199,6 +211,75 @@ describe('D&R actions from an external engine', () => {
     // The key's workflow has exited: nothing waits.
     await new Promise((r) => setTimeout(r, 1000));
     expect((await sessions()).length).toBe(2);
+  });
+
+  it('combines idempotent_key with debounce_key: duplicates queue nothing and answer with what the first became', async () => {
+    const o = await newOrg('both-keys');
+    await call('PUT', `/v1/orgs/${o.id}/hive/secret/anthropic-key`, o.key, { data: { secret: HIVE_KEY } });
+    h.fake.setResponder((req) => (JSON.stringify(req.body).includes('Case case-1') ? text('first', { hangMs: 3000 }) : text('second')));
+    const action = (caseId: string) => ({
+      ...event,
+      detect: { detect_id: caseId },
+      action: {
+        action: 'start ai agent', prompt: 'Case {{ .detect.detect_id }}', anthropic_secret: 'hive://secret/anthropic-key',
+        idempotent_key: '{{ .detect.detect_id }}', debounce_key: 'triage-{{ .routing.sid }}',
+      },
+    });
+    const first = await launch(action('case-1'), o);
+    expect(first.body).toMatchObject({ status: 'queued', idempotent_key: 'case-1', debounce_key: 'triage-sensor-7' });
+    const firstSession = await sessionOf(first.body.request_id);
+    expect((await launch(action('case-1'), o)).body).toMatchObject({ status: 'duplicate', session_id: firstSession });
+    const second = await launch(action('case-2'), o);
+    expect(second.status).toBe(202);
+    const dup = await launch(action('case-2'), o);
+    expect(dup.status).toBe(200);
+    expect(dup.body).toMatchObject({ status: 'duplicate', request_id: second.body.request_id, request_state: 'queued', idempotent_key: 'case-2' });
+
+    await expect(h.waitForEnd(firstSession)).resolves.toMatchObject({ endReason: 'completed' });
+    const { rows } = await h.db.query<{ state: string; session_id: string }>(
+      `SELECT state, session_id FROM dr_pending WHERE org_id = $1 ORDER BY created_at`, [o.id]);
+    expect(rows.map((r) => r.state)).toEqual(['started', expect.stringMatching(/queued|started/)]);
+    const secondSession = await sessionOf(second.body.request_id);
+    await expect(h.waitForEnd(secondSession)).resolves.toMatchObject({ endReason: 'completed' });
+    const prompts = await Promise.all([firstSession, secondSession].map(async (id) => (await h.events(id)).find((e) => e.type === 'user')!.payload.text));
+    expect(prompts[0]).toContain('Case case-1');
+    expect(prompts[1]).toContain('Case case-2');
+    expect((await h.db.query(`SELECT 1 FROM dr_pending WHERE org_id = $1`, [o.id])).rows).toHaveLength(2);
+  });
+
+  it('signals a debounced request that a crash left recorded but unsignalled, once, when its duplicate arrives', async () => {
+    const o = await newOrg('crash-debounce');
+    await call('PUT', `/v1/orgs/${o.id}/hive/secret/anthropic-key`, o.key, { data: { secret: HIVE_KEY } });
+    h.fake.setResponder(() => text('recovered'));
+    const body = {
+      ...event,
+      action: {
+        action: 'start ai agent', prompt: 'recorded before the crash', anthropic_secret: 'hive://secret/anthropic-key',
+        idempotent_key: 'crash-both', debounce_key: 'crash-key',
+      },
+    };
+    // The gateway died after committing the request and its claim, before the signal: the row is there, unsignalled.
+    const pendingId = 'dbq_00000000-0000-4000-8000-000000000042';
+    await h.db.transaction(async (tx) => {
+      await claimIdempotentKey(tx, { orgId: o.id, key: 'crash-both', sessionId: pendingSessionId(pendingId), windowSeconds: WINDOW_SECONDS });
+      const params = {
+        ownerType: 'org', ownerId: o.id, orgId: o.id, trigger: 'dr', profile: { one_shot: true },
+        credentialId: 'hive://secret/anthropic-key', initialPrompt: 'recorded before the crash',
+      };
+      await tx.query('INSERT INTO dr_pending (id, org_id, debounce_key, sealed_params) VALUES ($1, $2, $3, $4)', [
+        pendingId, o.id, 'crash-key', seal(h.keyring, JSON.stringify(params)),
+      ]);
+    });
+    const res = await launch(body, o);
+    expect(res.body).toMatchObject({ status: 'duplicate', request_id: pendingId, idempotent_key: 'crash-both' });
+    const sessionId = await sessionOf(pendingId);
+    await expect(h.waitForEnd(sessionId)).resolves.toMatchObject({ endReason: 'completed' });
+    expect((await h.events(sessionId)).find((e) => e.type === 'user')!.payload.text).toContain('recorded before the crash');
+    // Signalled once: a later duplicate answers with the session and queues nothing.
+    const later = await launch(body, o);
+    expect(later.body).toMatchObject({ status: 'duplicate', session_id: sessionId });
+    const { rows } = await h.db.query<{ n: string }>('SELECT count(*) AS n FROM sessions WHERE owner_id = $1', [o.id]);
+    expect(Number(rows[0].n)).toBe(1);
   });
 
   it('refuses another organization’s key', async () => {

@@ -97,6 +97,14 @@ describe('organizations and their hive', () => {
     const agent = { prompt: 'Triage the detection.', anthropic_secret: 'hive://secret/anthropic-key', permission_mode: 'bypassPermissions' };
     expect((await call('PUT', `/v1/orgs/${org.id}/hive/ai_agent/triage`, org.key, { data: agent })).status).toBe(201);
     expect((await call('GET', `/v1/orgs/${org.id}/hive/ai_agent/triage`, org.key)).body.record.data).toEqual(agent);
+    // A record that could never start a session is refused when saved, naming the field, and the stored one stays.
+    const bad = await call('PUT', `/v1/orgs/${org.id}/hive/ai_agent/triage`, org.key, { data: { ...agent, max_turns: 'many' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/^data\.max_turns: /);
+    const noPrompt = await call('PUT', `/v1/orgs/${org.id}/hive/ai_agent/other`, org.key, { data: { anthropic_secret: 'hive://secret/k' } });
+    expect(noPrompt.status).toBe(400);
+    expect((await call('GET', `/v1/orgs/${org.id}/hive/ai_agent/triage`, org.key)).body.record.data).toEqual(agent);
+    expect((await call('GET', `/v1/orgs/${org.id}/hive/ai_agent/other`, org.key)).status).toBe(404);
   });
 
   it('has a command that creates an organization through the running gateway', async () => {

@@ -61,6 +61,10 @@ export const SA_STATUS = defineSearchAttributeKey('AiStatus', SearchAttributeTyp
 export const SEARCH_ATTRIBUTES = { AiSessionId: 'Keyword', AiOwner: 'Keyword', AiOrg: 'Keyword', AiTrigger: 'Keyword', AiStatus: 'Keyword' } as const;
 
 export const sessionWorkflowId = (sessionId: string) => `session-${sessionId}`;
+/** The session a queued D&R request becomes: fixed in advance, so an idempotent_key can be claimed for it. */
+export const pendingSessionId = (pendingId: string) => `${pendingId}-s`;
+export const pendingIdOf = (sessionId: string) => (/^dbq_[0-9a-f-]{36}-s$/.test(sessionId) ? sessionId.slice(0, -2) : undefined);
+export const outputDeliveryWorkflowId = (sessionId: string, round = 0) => `outputs-${sessionId}${round ? `-r${round}` : ''}`;
 export const sandboxTaskQueue = (baseQueue: string, hostId: string) => `${baseQueue}.sandbox.${hostId}`;
 export const SEARCH_ATTRIBUTE_KEYS = [SA_SESSION_ID, SA_OWNER, SA_ORG, SA_TRIGGER, SA_STATUS];
 

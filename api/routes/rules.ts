@@ -5,6 +5,8 @@ import { orgOf } from '../org-auth';
 import { badRequest, notFound } from '../errors';
 import { parseOr400 } from '../validation';
 import { ingestEvents, parseEvents, parseRuleSource } from '../rule-engine-service';
+import { isDrAction } from '../../lib/dr/action';
+import { imageProblem } from '../../lib/runner-images';
 import { deleteRule, getRule, listDetections, listRules, putRule } from '../../store/rules';
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -34,6 +36,12 @@ export function ruleRoutes(deps: GatewayDeps): Router {
     const orgId = orgOf(req);
     const name = nameOf(req.params.name);
     const { rule, source, enabled } = parseRuleSource(req.body);
+    // The allow-list is configuration, so it is checked here rather than in the pure parser (and again at launch).
+    rule.respond.forEach((action, i) => {
+      const image = isDrAction(action) ? (action.profile as { image?: string } | undefined)?.image : undefined;
+      const problem = imageProblem(image, deps.config, `respond[${i}].profile.image`);
+      if (problem) throw badRequest(problem);
+    });
     const current = await getRule(deps.db, orgId, name);
     const created = await putRule(deps.db, { orgId, name, enabled: enabled ?? current?.enabled ?? true, source, rule });
     res.status(created ? 201 : 200).json({ rule: await getRule(deps.db, orgId, name) });
