@@ -7,6 +7,7 @@ import { mcpResultContent, redactor, type McpContent, type ResultBlock } from '.
 import type { SessionProfile } from '../lib/profile';
 import type { DockerSandboxes } from './docker-sandbox';
 import { SandboxStdioTransport } from './mcp-transport';
+import { checkTarget } from '../lib/web-fetch';
 
 export type McpServerConfig = NonNullable<SessionProfile['mcp_servers']>[string];
 
@@ -174,6 +175,8 @@ export class McpConnections {
         }
       }
       const url = new URL(config.url);
+      // MCP servers on the operator's own network are legitimate; cloud metadata and the like never are.
+      await checkTarget(url, { allowPrivate: true }, AbortSignal.timeout(this.limits.connectTimeoutMs));
       const requestInit = { headers: config.headers ?? {} };
       try {
         return await attempt(new StreamableHTTPClientTransport(url, { requestInit, fetch: cappedFetch(wireLimit) }));

@@ -1,9 +1,10 @@
 import { TEST_ADMIN_TOKEN, useHarness, type Harness } from './support/harness';
+import { decodedHistory } from './support/history';
 import { callApi } from './support/http';
 import { text, toolUse } from './support/fake-anthropic';
 import { claimIdempotentKey } from '../store/dr';
 import { getSession } from '../store/sessions';
-import { pendingSessionId, sessionWorkflowId } from '../workflows/messages';
+import { pendingIdOf, pendingSessionId, sessionWorkflowId } from '../workflows/messages';
 import { seal } from '../store/encryption';
 
 type Gateway = Awaited<ReturnType<Harness['startGateway']>>;
@@ -36,6 +37,7 @@ describe('D&R actions from an external engine', () => {
     }
     throw new Error(`queued request ${pendingId} never became a session`);
   };
+  const pendingOf = (sessionId: string) => pendingIdOf(sessionId)!;
   const event = {
     routing: { hostname: 'ws-042', sid: 'sensor-7', event_type: 'NEW_PROCESS' },
     event: { COMMAND_LINE: 'mimikatz.exe sekurlsa::logonpasswords', FILE_PATH: 'C:\\\\tmp\\\\m.exe', PARENT: { FILE_PATH: 'C:\\\\cmd.exe' } },
@@ -78,7 +80,7 @@ describe('D&R actions from an external engine', () => {
 
     const row = (await getSession(h.db, sessionId))!;
     expect(row).toMatchObject({ owner_type: 'org', owner_id: org.id, trigger: 'dr', rule_name: 'mimikatz-detect', credential_id: 'hive://secret/anthropic-key' });
-    const history = JSON.stringify(await h.client.workflow.getHandle(sessionWorkflowId(sessionId)).fetchHistory());
+    const history = JSON.stringify(await decodedHistory(h, sessionWorkflowId(sessionId)), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
     expect(history).not.toContain(HIVE_KEY);
     expect(history).not.toContain(ENV_SECRET);
   });
@@ -154,7 +156,11 @@ describe('D&R actions from an external engine', () => {
     await h.waitForEnd(first);
     // Ended, still inside the window: still the same session.
     expect((await launch(body)).body).toMatchObject({ status: 'duplicate', session_id: first });
-    await new Promise((r) => setTimeout(r, Math.max(0, firstRequestAt + WINDOW_SECONDS * 1000 + 500 - Date.now())));
+    // The window counts from when the key was claimed (the store's clock), which a loaded machine puts after the request.
+    const { rows: claim } = await h.db.query<{ at: string }>(`SELECT first_seen_at AS at FROM dr_idempotency WHERE org_id = $1 AND key = 'flood-1'`, [org.id]);
+    const claimedAt = new Date(claim[0].at).getTime();
+    expect(claimedAt).toBeGreaterThanOrEqual(firstRequestAt - 1000);
+    await new Promise((r) => setTimeout(r, Math.max(0, claimedAt + WINDOW_SECONDS * 1000 + 500 - Date.now())));
     const later = await launch(body);
     expect(later.body.status).toBe('started');
     expect(later.body.session_id).not.toBe(first);
@@ -201,7 +207,7 @@ describe('D&R actions from an external engine', () => {
     while ((await sessions()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const started = await sessions();
     expect(started).toHaveLength(2);
-    for (const s of started) await expect(h.waitForEnd(s.id)).resolves.toMatchObject({ endReason: 'completed' });
+    for (const s of started) await expect(h.waitForEnd(await sessionOf(pendingOf(s.id)))).resolves.toMatchObject({ endReason: 'completed' });
     const prompts = await Promise.all(started.map(async (s) => (await h.events(s.id)).find((e) => e.type === 'user')!.payload.text as string));
     expect(prompts[0]).toContain('Case event-0');
     expect(prompts[1]).toContain('Case event-49');
