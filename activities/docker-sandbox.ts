@@ -112,6 +112,34 @@ export class DockerSandboxes {
     }
   }
 
+  /**
+   * A directory's contents as a tar stream read by the engine itself, so
+   * owners, modes, symlinks and times are kept whatever the sandbox user may
+   * read ("dir/." names the entries "./…", ready for importDir).
+   */
+  async exportDir(containerId: string, dir: string): Promise<Readable> {
+    try {
+      return (await this.docker.getContainer(containerId).getArchive({ path: `${dir}/.` })) as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
+      throw err;
+    }
+  }
+
+  /**
+   * Unpacks a tar stream from exportDir into dir (a volume, so the read-only
+   * root does not refuse it). The engine extracts as root and, without
+   * copyUIDGID, keeps each entry's owner.
+   */
+  async importDir(containerId: string, dir: string, tar: Readable): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).putArchive(tar, { path: dir });
+    } catch (err) {
+      if (isNotFound(err)) throw new SandboxGoneError(`sandbox ${containerId.slice(0, 12)} is gone`);
+      throw err;
+    }
+  }
+
   /** Removes the container and its volumes; safe to call again and for sessions that never started. */
   async destroy(sessionId: string): Promise<{ removed: boolean }> {
     const n = names(sessionId);

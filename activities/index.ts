@@ -1,5 +1,6 @@
 import { createDrActivities } from './dr-activities';
 import { createFileActivities } from './file-activities';
+import { createHibernationActivities } from './hibernation-activities';
 import { createMcpActivities } from './mcp-activities';
 import { McpConnections } from './mcp-client';
 import { createModelActivities } from './model-activities';
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSandboxActivities(deps, mcp),
     ...createMcpActivities(deps, mcp),
     ...createFileActivities(deps),
+    ...createHibernationActivities(deps),
     ...createDrActivities(deps),
     ...createOutputActivities(deps),
     ...createWebActivities(deps),

@@ -10,6 +10,14 @@ import { costUsd } from '../lib/pricing';
 import { classifyModelError, sanitize, SYSTEM_PROMPT } from './model';
 import { sessionModelClient } from './model-credentials';
 import { assistantKey, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { modelCallSeconds, modelTokens, secondsSince } from '../lib/metrics';
+
+function countTokens(model: string, u: Anthropic.Usage) {
+  modelTokens.inc({ model, direction: 'input' }, u.input_tokens);
+  modelTokens.inc({ model, direction: 'output' }, u.output_tokens);
+  modelTokens.inc({ model, direction: 'cache_read' }, u.cache_read_input_tokens ?? 0);
+  modelTokens.inc({ model, direction: 'cache_creation' }, u.cache_creation_input_tokens ?? 0);
+}
 
 export interface ToolUseRef {
   id: string;
@@ -35,10 +43,16 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
       const key = assistantKey(turn);
       let message = await getMessage(db, sessionId, key);
       if (!message) {
-        const final = await streamModel(await sessionModelClient({ db, keyring, config }, session), session, turn);
+        const started = performance.now();
+        const final = await streamModel(await sessionModelClient({ db, keyring, config }, session), session, turn).catch((err) => {
+          modelCallSeconds.observe({ model: session.model, outcome: 'error' }, secondsSince(started));
+          throw err;
+        });
+        modelCallSeconds.observe({ model: session.model, outcome: 'ok' }, secondsSince(started));
+        countTokens(final.model, final.usage);
         const content = final.content as unknown as ContentBlock[];
         await appendMessage(db, { sessionId, key, role: 'assistant', content });
-        const cost = costUsd(final.model, final.usage);
+        const cost = costUsd(final.model, final.usage, config.pricing.models);
         await recordModelUsage(db, {
           sessionId,
           callKey: key,

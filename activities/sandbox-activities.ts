@@ -8,12 +8,14 @@ import { SandboxGoneError } from './docker-sandbox';
 import type { McpConnections } from './mcp-client';
 import { runSandboxTool } from './tools';
 import { resolveHiveValues, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { secondsSince, sessionStartSeconds, toolLabel, toolSeconds } from '../lib/metrics';
 
 /** Activities that touch the container: they run on the task queue of the Docker host holding it. */
 export function createSandboxActivities({ db, sandboxes, config, log, hostId, keyring }: ActivityDeps, mcp?: McpConnections) {
   const store = sessionStore(db);
   const periodIndex = (createdAt: string, periodSeconds: number) =>
     Math.floor((Date.now() - Date.parse(createdAt)) / (periodSeconds * 1000));
+  const pricePerMinuteUsd = config.pricing.runtimePerMinuteUsd;
 
   return {
     async provisionSandbox({ sessionId }: { sessionId: string }) {
@@ -41,6 +43,7 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
         pidsLimit: config.sandbox.pidsLimit,
       });
       await markRunning(db, sessionId, { containerId: info.containerId, host: hostId });
+      sessionStartSeconds.observe((Date.now() - Date.parse(session.created_at)) / 1000);
       await store.emit(sessionId, 'status-running', 'session_status', { status: 'running' });
       await store.emit(sessionId, 'system-init', 'system', {
         subtype: 'init',
@@ -63,6 +66,8 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
       const use = await store.storedToolUse(p.sessionId, p.turn, p.toolUseId);
       await setActivity(db, p.sessionId, 'running_tool');
       const ctx = Context.current();
+      const started = performance.now();
+      const tool = toolLabel(use.name);
       let outcome;
       try {
         outcome = await withHeartbeat(() =>
@@ -73,9 +78,11 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
           }, ctx.cancellationSignal),
         );
       } catch (err) {
+        toolSeconds.observe({ tool, outcome: 'failed' }, secondsSince(started));
         if (err instanceof SandboxGoneError) throw ApplicationFailure.nonRetryable(err.message, 'SandboxGone');
         throw err;
       }
+      toolSeconds.observe({ tool, outcome: outcome.isError ? 'error' : 'ok' }, secondsSince(started));
       ctx.cancellationSignal.throwIfAborted();
       await store.storeToolResult(p.sessionId, p.toolUseId, outcome.content, outcome.isError);
       return { isError: outcome.isError };
@@ -85,7 +92,7 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
     async recordUsage(p: { sessionId: string; containerId: string; createdAt: string; periodSeconds: number; billedThrough: number }) {
       const alive = await sandboxes.isRunning(p.containerId);
       const current = periodIndex(p.createdAt, p.periodSeconds);
-      await recordBillingPeriods(db, { ...p, sandboxStartedAt: p.createdAt, fromIndex: p.billedThrough + 1, toIndex: current });
+      await recordBillingPeriods(db, { ...p, sandboxStartedAt: p.createdAt, fromIndex: p.billedThrough + 1, toIndex: current, pricePerMinuteUsd });
       return { alive, billedThrough: Math.max(p.billedThrough, current) };
     },
 
@@ -93,18 +100,21 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
       await mcp?.closeSession(p.sessionId);
       const { removed } = await sandboxes.destroy(p.sessionId);
       // The final periods: everything started before the sandbox was gone.
+      let billedThrough = p.billedThrough;
       if (p.createdAt) {
         const last = periodIndex(p.createdAt, p.periodSeconds);
+        billedThrough = Math.max(billedThrough, last);
         await recordBillingPeriods(db, {
           sessionId: p.sessionId,
           sandboxStartedAt: p.createdAt,
           periodSeconds: p.periodSeconds,
           fromIndex: p.billedThrough + 1,
           toIndex: last,
+          pricePerMinuteUsd,
         });
       }
       log.info({ sessionId: p.sessionId, removed }, 'sandbox removed');
-      return { removed };
+      return { removed, billedThrough };
     },
 
   };

@@ -66,7 +66,7 @@ export function createWebActivities(deps: ActivityDeps) {
         sessionId, callKey, model: reply.model,
         inputTokens: reply.usage.input_tokens, outputTokens: reply.usage.output_tokens,
         cacheCreationInputTokens: reply.usage.cache_creation_input_tokens ?? 0, cacheReadInputTokens: reply.usage.cache_read_input_tokens ?? 0,
-        costUsd: costUsd(reply.model, reply.usage),
+        costUsd: costUsd(reply.model, reply.usage, config.pricing.models),
       });
       answer = reply.content.filter((b) => b.type === 'text').map((b) => b.text).join('\n').trim();
     } catch (err) {

@@ -9,15 +9,21 @@ import { claudeAuthRoutes } from './routes/claude-auth';
 import { claudeOAuthRoutes } from './routes/claude-oauth';
 import { profileRoutes } from './routes/profiles';
 import { sessionRoutes } from './routes/sessions';
+import { forkRoutes } from './routes/fork';
 import { blobRoutes, fileRoutes } from './routes/files';
 import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
+import { codecRoutes } from './routes/codec';
 import { outputRoutes } from './routes/outputs';
 import { hiveRoutes } from './routes/hive';
 import { parseAgentRecord } from '../lib/dr/action';
 import { drRoutes } from './routes/dr';
 import { ruleRoutes } from './routes/rules';
 import { orgSessionRoutes } from './routes/org-sessions';
+import { userAuditRoutes } from './routes/audit';
+import { orgUsageRoutes, userUsageRoutes } from './routes/usage';
+import { check, readiness } from '../lib/health';
+import { metricsHandler } from '../lib/metrics-endpoint';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
 export function createApp(deps: GatewayDeps): express.Express {
@@ -34,14 +40,16 @@ export function createApp(deps: GatewayDeps): express.Express {
   });
 
   app.get('/readyz', async (_req, res) => {
-    const checks = await Promise.all([
+    const r = await readiness([
       check('temporal', () => deps.client.workflowService.getSystemInfo({})),
       check('store', () => deps.db.query('SELECT 1')),
       check('docker', () => deps.docker.ping()),
     ]);
-    const ready = checks.every((c) => c.ok);
-    res.status(ready ? 200 : 503).json({ ready, checks: Object.fromEntries(checks.map((c) => [c.name, c])) });
+    res.status(r.status).json(r.body);
   });
+
+  // On the API port for one scrape target per gateway; METRICS_TOKEN closes it (lib/metrics-endpoint.ts).
+  app.get('/metrics', metricsHandler({ token: deps.config.metrics.token, registries: () => (deps.metrics ? [deps.metrics] : []) }));
 
   app.get('/openapi', (_req, res) => {
     res.json(openApiDocument(deps.config.version));
@@ -49,11 +57,13 @@ export function createApp(deps: GatewayDeps): express.Express {
 
   // Admin and org endpoints authenticate with their own tokens, never a user's JWT.
   app.use(adminRoutes(deps));
+  app.use(codecRoutes(deps));
   // ai_agent records are checked against the record schema when saved, not only when a rule uses them.
   app.use(hiveRoutes(deps, (data, at) => void parseAgentRecord(data, at)));
   app.use(outputRoutes(deps));
   app.use(drRoutes(deps));
   app.use(ruleRoutes(deps));
+  app.use(orgUsageRoutes(deps));
   app.use(orgSessionRoutes(deps));
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
@@ -61,7 +71,10 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use(claudeOAuthRoutes(deps));
   app.use(profileRoutes(deps));
   app.use(sessionRoutes(deps));
+  app.use(forkRoutes(deps));
+  app.use(userUsageRoutes(deps));
   app.use(fileRoutes(deps));
+  app.use(userAuditRoutes(deps));
 
   app.use((_req, _res, next) => next(notFound('no such endpoint')));
   app.use(errorMiddleware(deps.log));
@@ -80,16 +93,6 @@ function requestLog(log: GatewayDeps['log']): express.RequestHandler {
     });
     next();
   };
-}
-
-async function check(name: string, fn: () => Promise<unknown>) {
-  const started = Date.now();
-  try {
-    await Promise.race([fn(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 3000))]);
-    return { name, ok: true, ms: Date.now() - started };
-  } catch (err) {
-    return { name, ok: false, error: (err as Error).message };
-  }
 }
 
 export interface WebServer {

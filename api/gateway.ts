@@ -11,6 +11,8 @@ import { SessionService } from './session-service';
 import type { GatewayDeps } from './deps';
 import { attachSessionSockets } from './ws';
 import { completeUpload, requestDownload, requestUpload } from './files';
+import { createPayloadCodec } from '../infra/payload-keys';
+import { gatewayRegistry } from './metrics';
 
 /** The gateway process's parts, wired once: used by `npm start` and by api/main.ts. */
 export async function startGateway(p: {
@@ -34,6 +36,7 @@ export async function startGateway(p: {
     service: new SessionService({ db: p.db, client: p.client, config: p.config, keyring: p.secrets.keyring }),
     rateLimits: createRateLimits(p.config.limits),
     adminToken: p.secrets.adminToken,
+    payloadCodec: createPayloadCodec(p.config, p.secrets.keyring),
   };
   const web = await startWebServer(createApp(deps), p.port ?? p.config.port, p.host);
   const sockets = attachSessionSockets(web.server, {
@@ -48,6 +51,7 @@ export async function startGateway(p: {
       download: (userId, sessionId, body) => requestDownload(deps, userId, sessionId, body),
     },
   });
+  deps.metrics = gatewayRegistry({ db: p.db, wsClients: () => sockets.clients() });
   // Signed file links point at this gateway; with port 0 the port is only known now.
   if (!p.config.files.publicUrlConfigured) deps.publicUrl = web.url;
   return {

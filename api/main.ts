@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
 import { loadSecrets } from '../infra/secrets';
+import { temporalDataConverter } from '../infra/payload-keys';
 import { rewrapAtStart } from '../store/rewrap';
 import { startGateway } from './gateway';
 
@@ -15,7 +16,7 @@ async function main() {
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
   await rewrapAtStart(db, secrets.keyring, (line) => log.info(line));
   const connection = await Connection.connect({ address: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config, secrets.keyring) });
   const web = await startGateway({ config, db, client, log, secrets });
   log.info({ url: web.url }, 'gateway listening');
   const stop = async () => {

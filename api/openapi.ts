@@ -3,6 +3,8 @@ import { ProfileBody } from './routes/profiles';
 import { DownloadRequestBody, UploadCompleteBody, UploadRequestBody } from './files';
 import { OAuthCodeBody } from './routes/claude-oauth';
 import { OutputBody } from './routes/outputs';
+import { ForkBody } from './routes/fork';
+import { CodecBody, OperatorLoginBody } from './routes/codec';
 
 /**
  * The OpenAPI document served at GET /openapi. Request bodies come from the
@@ -29,6 +31,20 @@ const CreateSession = z.object({
 const Capture = z.object({ name: z.string().max(100), description: z.string().max(500).optional() });
 
 const common = { '401': 'Missing or invalid bearer token' };
+const auditQuery = [
+  { name: 'since', description: 'entries at or after this ISO 8601 date-time' },
+  { name: 'action', description: 'one action, e.g. session.deny_tool, session.terminate, hive.delete' },
+  { name: 'target_type', description: 'session, profile, org, hive_record, rule or output' },
+  { name: 'target', description: 'the target id' },
+  { name: 'limit', description: '1–500, default 100' },
+  { name: 'cursor', description: 'next_cursor of the previous page' },
+];
+const usageQuery = [
+  { name: 'from', description: 'first day (YYYY-MM-DD, UTC), default 29 days before to; the range is at most 366 days' },
+  { name: 'to', description: 'last day (YYYY-MM-DD, UTC), default today' },
+  { name: 'format', description: 'json (default) or csv; Accept: text/csv also selects CSV' },
+];
+const usageSummary = 'runtime minutes, tokens and cost from the metering records, in total and by day, model and D&R rule (JSON, or CSV with format=csv or Accept: text/csv)';
 const signedQuery = [
   { name: 'expires', description: 'expiry of the link (unix seconds)' },
   { name: 'sig', description: 'HMAC-SHA256 signature of method, id and expiry' },
@@ -38,10 +54,21 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
   '/healthz': { get: { summary: 'Liveness', responses: { '200': 'The process is up' } } },
   '/readyz': { get: { summary: 'Readiness of Temporal, the store and the Docker engine', responses: { '200': 'Ready', '503': 'A dependency is down' } } },
   '/openapi': { get: { summary: 'This document', responses: { '200': 'OpenAPI 3.1 document' } } },
+  '/metrics': { get: { summary: 'Prometheus metrics of this gateway (bearer METRICS_TOKEN when set)', responses: { '200': 'Prometheus text format', '401': 'METRICS_TOKEN is set and was not given' } } },
+  '/v1/admin/audit': { get: { summary: 'The whole audit trail, newest first (ADMIN_TOKEN)', query: auditQuery, responses: { '200': 'A page of entries', '400': 'Invalid query', '401': 'Bad admin token', '503': 'Administration disabled' } } },
+  '/v1/org/audit': { get: { summary: 'The audit trail of the organization: its own actions and administrators’ on its keys, newest first (org API key)', query: auditQuery, responses: { '200': 'A page of entries', '400': 'Invalid query', '401': 'Bad org key' } } },
+  '/v1/audit': { get: { summary: 'The calling user’s own audited actions (approvals, answers, terminations, deletions), newest first', query: auditQuery, responses: { '200': 'A page of entries', '400': 'Invalid query', ...common } } },
   '/v1/admin/orgs': {
     get: { summary: 'List organizations (ADMIN_TOKEN)', responses: { '200': 'Organizations', '401': 'Bad admin token', '503': 'Administration disabled' } },
     post: { summary: 'Create an organization; its first API key is shown once (ADMIN_TOKEN)', responses: { '201': 'Created', '400': 'Invalid body', '401': 'Bad admin token', '503': 'Administration disabled' } },
   },
+  '/codec/decode': { post: { summary: 'Decode Temporal payloads (codec-server JSON {payloads}) for the Web UI and CLI; operators only (ADMIN_TOKEN bearer or the operator cookie)', body: CodecBody, responses: { '200': 'Decoded payloads', '400': 'Invalid body, or a payload that does not decrypt', '401': 'Not an operator', '503': 'Operator access disabled' } } },
+  '/codec/encode': { post: { summary: 'Encode (encrypt) Temporal payloads with the current payload key; operators only', body: CodecBody, responses: { '200': 'Encoded payloads', '400': 'Invalid body', '401': 'Not an operator', '503': 'Operator access disabled' } } },
+  '/codec/login': {
+    get: { summary: 'The operator sign-in form (HTML)', responses: { '200': 'HTML form' } },
+    post: { summary: 'Trade ADMIN_TOKEN ({token}, JSON or form) for a short-lived HttpOnly operator cookie; a form is redirected to the Web UI', body: OperatorLoginBody, responses: { '200': 'Signed in', '303': 'Signed in (form): back to the Web UI', '401': 'Not the admin token', '503': 'Operator access disabled' } },
+  },
+  '/codec/logout': { post: { summary: 'Clear the operator cookie', responses: { '204': 'Signed out' } } },
   '/v1/admin/orgs/{orgId}/keys': { post: { summary: 'Add an org API key, optionally revoking the others (ADMIN_TOKEN)', responses: { '201': 'Created (shown once)', '401': 'Bad admin token', '404': 'No such organization' } } },
   '/v1/orgs/{orgId}/hive/{hive}': { get: { summary: 'List hive records (secret, ai_agent, lookup); secret values never returned (org API key)', responses: { '200': 'Records', '401': 'Bad org key', '403': 'Key of another organization', '404': 'No such hive' } } },
   '/v1/orgs/{orgId}/hive/{hive}/{name}': {
@@ -68,9 +95,10 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
   '/v1/orgs/{orgId}/detections': { get: { summary: 'Detections recorded by report actions, newest first (org API key)', query: [{ name: 'limit', description: '1–1000, default 100' }], responses: { '200': 'Detections', '401': 'Bad org key' } } },
   '/v1/org/sessions': { get: { summary: 'List the organization’s sessions, newest first (org API key)', query: [{ name: 'status', description: 'starting, running or ended' }, { name: 'limit', description: '1–200, default 50' }, { name: 'cursor', description: 'next_cursor of the previous page' }], responses: { '200': 'A page of sessions', '400': 'Invalid query', '401': 'Bad org key' } } },
   '/v1/org/sessions/{sessionId}': {
-    get: { summary: 'Get an org session: model, tokens, cost, trigger rule, end reason (org API key)', responses: { '200': 'Session', '401': 'Bad org key', '404': 'Not found' } },
+    get: { summary: 'Get an org session: model, runtime minutes, tokens, cost, trigger rule, end reason (org API key)', responses: { '200': 'Session', '401': 'Bad org key', '404': 'Not found' } },
     delete: { summary: 'Terminate an org session (end_reason org_api_requested) (org API key)', responses: { '200': 'Terminated', '401': 'Bad org key', '404': 'Not found', '409': 'Already ended' } },
   },
+  '/v1/org/usage': { get: { summary: `The organization’s usage: ${usageSummary} (org API key)`, query: usageQuery, responses: { '200': 'Usage report', '400': 'Invalid query (field named)', '401': 'Bad org key' } } },
   '/v1/org/sessions/{sessionId}/history': { get: { summary: 'Every stored event of an org session, in order (org API key)', query: [{ name: 'after', description: 'return events after this seq' }, { name: 'limit', description: '1–5000, default 1000' }], responses: { '200': 'Events', '401': 'Bad org key', '404': 'Not found' } } },
   '/v1/register': {
     post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
@@ -105,10 +133,13 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
     post: { summary: 'Create a session', body: CreateSession, responses: { '201': 'Created (status starting)', '400': 'Invalid body', '403': 'Not registered or no credentials', '409': 'Concurrent session limit', '429': 'Too many creations', ...common } },
   },
   '/v1/sessions/{sessionId}': {
-    get: { summary: 'Get a session', responses: { '200': 'Session', '404': 'Not found', ...common } },
+    get: { summary: 'Get a session, with its runtime minutes, tokens and cost', responses: { '200': 'Session', '404': 'Not found', ...common } },
     delete: { summary: 'Terminate a session (end_reason user_requested)', responses: { '200': 'Terminated', '404': 'Not found', '409': 'Already ended', ...common } },
   },
   '/v1/sessions/{sessionId}/record': { delete: { summary: 'Delete an ended session’s record, events and conversation', responses: { '200': 'Deleted', '404': 'Not found', '409': 'Not ended', ...common } } },
+  '/v1/usage': { get: { summary: `The calling user’s usage: ${usageSummary}`, query: usageQuery, responses: { '200': 'Usage report', '400': 'Invalid query (field named)', ...common } } },
+  '/v1/sessions/{sessionId}/fork-preflight': { get: { summary: 'Whether a session can be forked (dormant or ended, archive still there), a default name, and its MCP servers missing from the forker’s profile', query: [{ name: 'profile_id', description: 'the forker’s profile (default: the default profile)' }], responses: { '200': 'Preflight report', '400': 'Invalid query or profile', '403': 'An organization’s session', '404': 'Not found', '410': 'Past retention', ...common } } },
+  '/v1/sessions/{sessionId}/fork': { post: { summary: 'Start a new session from a dormant or ended one: its conversation and archived workspace, the forker’s profile; records forked_from_session_id', body: ForkBody, responses: { '201': 'The new session', '400': 'Invalid field (named)', '403': 'Not registered, no credential, or an organization’s session', '404': 'Not found', '409': 'Source not dormant or ended', '410': 'Source archive removed after retention', '412': 'Missing MCP servers not acknowledged', '429': 'Maximum concurrent sessions reached', ...common } } },
   '/v1/sessions/{sessionId}/capture-profile': { post: { summary: 'Create a profile from a session’s settings', body: Capture, responses: { '201': 'Created', '404': 'Not found', '409': 'Profile limit reached', ...common } } },
   '/v1/io/sessions/{sessionId}/upload': { post: { summary: 'A signed link to PUT a file to; it lands in /workspace/uploads/<filename> on completion', body: UploadRequestBody, responses: { '200': 'upload_url, upload_id, target_path, expires_at', '400': 'Invalid body (filename must be a plain name)', '404': 'Not found', '409': 'Session not running', '413': 'size over the limit (100 MiB by default)', '429': 'Too many uploads for this session', ...common } } },
   '/v1/io/sessions/{sessionId}/upload/complete': { post: { summary: 'Place an uploaded file in the session workspace', body: UploadCompleteBody, responses: { '200': 'success and path', '400': 'Invalid body', '404': 'No such session or upload', '409': 'Session not running, or the bytes were not uploaded', ...common } } },

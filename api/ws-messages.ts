@@ -8,6 +8,7 @@ import type { Logger } from '../lib/log';
 import type { Db } from '../store/db';
 import { getSession } from '../store/sessions';
 import type { SessionService } from './session-service';
+import { audit } from './audit';
 
 /**
  * Client → server frames of the session socket: `{ type, payload }`.
@@ -138,6 +139,14 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
         throw new InvalidMessage(`${type}: payload.decision must be one of y, n, session`);
       }
       const r = await service.approve(sessionId, requestId, decision as (typeof DECISIONS)[number]);
+      if (r.accepted && ctx.userId) {
+        await audit(ctx, {
+          actor: { type: 'user', id: ctx.userId },
+          action: decision === 'n' ? 'session.deny_tool' : 'session.approve_tool',
+          target: { type: 'session', id: sessionId },
+          details: { request_id: requestId, decision, via: 'websocket' },
+        });
+      }
       ctx.reply('tool_approval_response_ack', { request_id: requestId, decision, accepted: r.accepted });
       return;
     }
@@ -145,6 +154,15 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
       const requestId = requiredString(payload, 'request_id', type);
       const answer = requiredString(payload, 'answer', type);
       const r = await service.answer(sessionId, requestId, answer);
+      // The answer's text stays out of the trail: it may hold anything.
+      if (r.accepted && ctx.userId) {
+        await audit(ctx, {
+          actor: { type: 'user', id: ctx.userId },
+          action: 'session.answer_question',
+          target: { type: 'session', id: sessionId },
+          details: { request_id: requestId, via: 'websocket' },
+        });
+      }
       ctx.reply('ask_user_question_response_ack', { request_id: requestId, accepted: r.accepted });
       return;
     }

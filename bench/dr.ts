@@ -163,7 +163,12 @@ async function main() {
       const org = await newOrg(h, gw.url, `bench-${count}`, all.slice(0, count).map(([detect], i) => ({ detect, respond: [{ action: 'report', name: `r${i}` }] })));
       if (count <= 100 || !latencyOrg) latencyOrg = { ...org, rules: count }; // the largest org up to 100 rules
       const post = (url: string, token: string | undefined, ok: (b: any) => boolean) => async () => {
-        const r = await callApi(url, 'POST', '', { token, body: ndjson, contentType: 'application/x-ndjson' });
+        const send = () => callApi(url, 'POST', '', { token, body: ndjson, contentType: 'application/x-ndjson' });
+        // An in-process server busy evaluating can close an idle keep-alive socket just as it is reused: send again.
+        const r = await send().catch((err: Error & { cause?: { code?: string } }) => {
+          if (err.cause?.code !== 'ECONNRESET') throw err;
+          return send();
+        });
         if (r.status !== 200 || !ok(r.body)) throw new Error(`unexpected answer ${r.status}: ${r.raw.slice(0, 300)}`);
       };
       const passes = [

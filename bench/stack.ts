@@ -9,6 +9,7 @@ import { findTemporalCli } from '../infra/temporal-cli';
 import { startDevServer } from '../infra/temporal-dev-server';
 import { ensureRunnerImage } from '../infra/runner-image';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
+import { FAILURE_CONVERTER_PATH } from '../infra/payload-keys';
 import { freePort } from '../test/support/global-setup';
 import { startHarness, type Harness } from '../test/support/harness';
 
@@ -18,7 +19,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
   await ensureRunnerImage(new Docker(), config.runnerImage, config.version, log);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ais-bench-'));
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: silentBundler });
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: silentBundler });
   fs.writeFileSync(path.join(dir, 'bundle.js'), bundle.code);
   const server = await startDevServer({
     cliPath: await findTemporalCli(process.env.TEMPORAL_CLI_PATH, log),

@@ -6,12 +6,15 @@ import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
 import { createWorkers } from '../worker/worker';
+import { startWorkerHttp } from '../worker/http';
+import { temporalMetricsOptions } from '../worker/telemetry';
 import { startGateway } from '../api/gateway';
 import { findTemporalCli } from '../infra/temporal-cli';
 import { startDevServer, type DevServer } from '../infra/temporal-dev-server';
 import { ensureSearchAttributes } from '../infra/search-attributes';
 import { ensureRunnerImage } from '../infra/runner-image';
 import { loadSecrets } from '../infra/secrets';
+import { temporalDataConverter } from '../infra/payload-keys';
 import { rewrapAtStart } from '../store/rewrap';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
 
@@ -23,7 +26,7 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
 async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'ai-sessions');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: temporalMetricsOptions(config) });
   const secrets = loadSecrets(config, log);
 
   const docker = new Docker();
@@ -44,6 +47,8 @@ async function main() {
       uiPort: config.temporal.uiPort,
       namespace: config.temporal.namespace,
       searchAttributes: SEARCH_ATTRIBUTE_KEYS,
+      // The Web UI decodes payloads through the gateway, for signed-in operators (api/routes/codec.ts).
+      uiCodecEndpoint: `${config.files.publicUrl}/codec`,
       log,
     });
     address = devServer.address;
@@ -55,13 +60,14 @@ async function main() {
     return [];
   });
   if (added.length) log.info({ added }, 'search attributes registered');
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config, secrets.keyring) });
 
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
   await rewrapAtStart(db, secrets.keyring, (line) => console.log(line));
   const workerConnection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection: workerConnection, db, log, docker, keyring: secrets.keyring });
   const running = workers.run();
+  const workerWeb = await startWorkerHttp({ config, db, connection: workerConnection, docker });
   const web = await startGateway({ config, db, client, log, secrets, docker });
 
   console.log(`ai-sessions ${config.version} is up`);
@@ -69,6 +75,7 @@ async function main() {
   console.log(`  temporal     ${address}${uiUrl ? `   (Web UI: ${uiUrl})` : ''}`);
   console.log(`  store        ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${path.join(config.dataDir, 'pglite')}`}`);
   console.log(`  worker host  ${workers.hostId}, runner image ${config.runnerImage}`);
+  console.log(`  metrics      ${web.url}/metrics (gateway), ${workerWeb.url}/metrics (worker, with the Temporal SDK's)`);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -78,6 +85,7 @@ async function main() {
     await web.stop();
     await workers.shutdown();
     await running.catch(() => undefined);
+    await workerWeb.stop();
     await workerConnection.close();
     await connection.close();
     await db.close();

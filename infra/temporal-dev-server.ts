@@ -17,6 +17,8 @@ export interface DevServerOptions {
   namespace: string;
   searchAttributes: SearchAttributeKey<SearchAttributeType>[];
   dynamicConfig?: Record<string, string | number>;
+  /** Where the Web UI sends payloads to be decoded (the gateway's /codec). */
+  uiCodecEndpoint?: string;
   log: Logger;
 }
 
@@ -37,6 +39,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const uiUrl = `http://${ip}:${o.uiPort}`;
   const dynamic = Object.entries(o.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${v}`]);
   const attrs = o.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${k.type}`]);
+  const codec = o.uiCodecEndpoint ? ['--ui-codec-endpoint', o.uiCodecEndpoint] : [];
   if (o.dbFile) fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
   if (!o.cliPath) {
     const env = await TestWorkflowEnvironment.createLocal({
@@ -48,14 +51,14 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
         namespace: o.namespace,
         dbFilename: o.dbFile,
         searchAttributes: o.searchAttributes,
-        extraArgs: dynamic,
+        extraArgs: [...dynamic, ...codec],
       },
     });
     return { address, uiUrl, stop: () => env.teardown() };
   }
   const args = [
     'server', 'start-dev', '--ip', ip, '--port', String(o.port), '--ui-port', String(o.uiPort),
-    '--namespace', o.namespace, '--log-level', 'warn', ...(o.dbFile ? ['--db-filename', o.dbFile] : []), ...attrs, ...dynamic,
+    '--namespace', o.namespace, '--log-level', 'warn', ...(o.dbFile ? ['--db-filename', o.dbFile] : []), ...attrs, ...dynamic, ...codec,
   ];
   const child = spawn(o.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { version } from '../package.json';
 import { IMAGE_REF } from './runner-images';
+import { ModelPricesInput, priceTable } from './pricing';
 
 /**
  * The one place the environment is read. Every period is configuration so
@@ -12,6 +13,9 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+/** A 32-byte key written as 64 hex digits or base64. */
+const isKey32 = (v: string) => /^[0-9a-f]{64}$/i.test(v) || (/^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32);
 
 const flag = (fallback: boolean) =>
   z.enum(['true', 'false', '1', '0', 'yes', 'no']).default(fallback ? 'true' : 'false').transform((v) => ['true', '1', 'yes'].includes(v));
@@ -37,17 +41,39 @@ const EnvSchema = z.object({
     }),
   WORKER_HOST_ID: optionalString,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** The worker's own HTTP listener (/metrics, /healthz, /readyz); 0 picks a free port. */
+  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** The Temporal SDK's Prometheus exporter, on loopback, merged into the worker's /metrics; 0 turns it off. */
+  TEMPORAL_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+  /** When set, /metrics (gateway and worker) needs it as the bearer token. */
+  METRICS_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 16, { message: 'must be at least 16 characters' }),
   ANTHROPIC_BASE_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), {
     message: 'must be an http:// or https:// URL',
   }),
   DEFAULT_MODEL: z.string().min(1).default('claude-sonnet-4-6'),
   MODEL_MAX_TOKENS: z.coerce.number().int().min(1).max(128000).default(8192),
+  /** JSON: model prefix → {input, output, cache_write?, cache_read?} in USD per million tokens, over the built-in table. */
+  MODEL_PRICES: optionalString
+    .transform((v, ctx) => {
+      if (v === undefined) return {};
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(ModelPricesInput),
+  /** USD per minute of sandbox runtime, recorded with each billing period; runtime is not priced by default. */
+  RUNTIME_PRICE_PER_MINUTE_USD: z.coerce.number().nonnegative().default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BILLING_PERIOD_SECONDS: seconds(60),
   APPROVAL_TIMEOUT_SECONDS: seconds(300),
   STARTUP_TIMEOUT_SECONDS: seconds(120),
   MAX_TTL_SECONDS: seconds(86400),
   SANDBOX_CHECK_SECONDS: seconds(30),
+  /** A user session idle this long (no prompt, no turn, nothing pending) is hibernated; 0 never hibernates. */
+  HIBERNATE_IDLE_SECONDS: z.coerce.number().nonnegative().default(900),
   MODEL_CALL_TIMEOUT_SECONDS: seconds(600),
   ACTIVITY_HEARTBEAT_SECONDS: seconds(30),
   TOOL_TIMEOUT_SECONDS: seconds(120),
@@ -71,6 +97,18 @@ const EnvSchema = z.object({
   MASTER_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('k1'),
   /** Retired master keys, still needed to open records not yet re-wrapped: "id:base64key,id:base64key". */
   MASTER_KEYS_RETIRED: optionalString,
+  /** Temporal payloads are encrypted (AES-256-GCM); without PAYLOAD_KEY the key is derived from the master key. */
+  PAYLOAD_KEY: optionalString.refine((v) => v === undefined || isKey32(v), { message: 'must be 32 bytes, as 64 hex digits or base64' }),
+  PAYLOAD_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('p1'),
+  /** Retired payload keys, still needed to decode older history: "id:key,id:key". */
+  PAYLOAD_KEYS_RETIRED: optionalString.refine(
+    (v) => v === undefined || v.split(',').map((e) => e.trim()).filter(Boolean).every((e) => /^[A-Za-z0-9_.-]{1,64}:/.test(e) && isKey32(e.slice(e.indexOf(':') + 1))),
+    { message: 'entries are id:key, each key 32 bytes as 64 hex digits or base64' },
+  ),
+  /** Browser origins allowed to call the codec endpoint (the Temporal Web UI); default the embedded UI. */
+  CODEC_CORS_ORIGINS: optionalString,
+  /** How long an operator's codec sign-in (an HttpOnly cookie) lasts. */
+  OPERATOR_SESSION_SECONDS: seconds(8 * 3600),
   REGISTRATION_EMAIL_DOMAINS: optionalString,
   MAX_CONCURRENT_SESSIONS: z.coerce.number().int().min(1).default(10),
   IDEMPOTENCY_WINDOW_SECONDS: seconds(86400),
@@ -118,6 +156,9 @@ const EnvSchema = z.object({
   OUTPUT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   /** Lets webhooks reach loopback and private addresses (a receiver on the same host or network). */
   OUTPUT_ALLOW_PRIVATE: flag(false),
+  /** The reaper: how often it runs, and how long ended sessions' records and archives are kept. */
+  REAPER_PERIOD_SECONDS: seconds(60),
+  SESSION_RETENTION_SECONDS: seconds(30 * 86400),
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -150,10 +191,15 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
     runnerImage: env.RUNNER_IMAGE,
     runnerImageAllowlist: env.RUNNER_IMAGE_ALLOWLIST,
     port: env.PORT,
+    metrics: { token: env.METRICS_TOKEN, workerPort: env.WORKER_HTTP_PORT, temporalPort: env.TEMPORAL_METRICS_PORT },
     model: {
       baseURL: env.ANTHROPIC_BASE_URL,
       defaultModel: env.DEFAULT_MODEL,
       maxTokens: env.MODEL_MAX_TOKENS,
+    },
+    pricing: {
+      models: priceTable(env.MODEL_PRICES),
+      runtimePerMinuteUsd: env.RUNTIME_PRICE_PER_MINUTE_USD,
     },
     logLevel: env.LOG_LEVEL,
     periods: {
@@ -162,6 +208,7 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       startupTimeoutSeconds: env.STARTUP_TIMEOUT_SECONDS,
       maxTtlSeconds: env.MAX_TTL_SECONDS,
       sandboxCheckSeconds: env.SANDBOX_CHECK_SECONDS,
+      hibernateIdleSeconds: env.HIBERNATE_IDLE_SECONDS,
       modelCallTimeoutSeconds: env.MODEL_CALL_TIMEOUT_SECONDS,
       heartbeatSeconds: env.ACTIVITY_HEARTBEAT_SECONDS,
     },
@@ -186,6 +233,18 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       masterKey: env.MASTER_KEY,
       masterKeyId: env.MASTER_KEY_ID,
       retiredKeys: env.MASTER_KEYS_RETIRED,
+    },
+    payloads: {
+      key: env.PAYLOAD_KEY,
+      keyId: env.PAYLOAD_KEY_ID,
+      retiredKeys: env.PAYLOAD_KEYS_RETIRED,
+    },
+    codec: {
+      corsOrigins: env.CODEC_CORS_ORIGINS?.split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean) ?? [
+        `http://localhost:${env.TEMPORAL_UI_PORT}`,
+        `http://127.0.0.1:${env.TEMPORAL_UI_PORT}`,
+      ],
+      operatorSessionSeconds: env.OPERATOR_SESSION_SECONDS,
     },
     registration: {
       emailDomains: env.REGISTRATION_EMAIL_DOMAINS?.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean),
@@ -238,6 +297,10 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
       cpus: env.SANDBOX_CPUS,
       memoryMb: env.SANDBOX_MEMORY_MB,
       pidsLimit: env.SANDBOX_PIDS_LIMIT,
+    },
+    reaper: {
+      periodSeconds: env.REAPER_PERIOD_SECONDS,
+      retentionSeconds: env.SESSION_RETENTION_SECONDS,
     },
   };
 }

@@ -1,8 +1,11 @@
+import { z } from 'zod';
+
 /**
  * USD per million tokens, by model-id prefix (the longest matching prefix
  * wins, so dated ids like claude-sonnet-4-20250514 find their family).
- * Unknown models are priced as the most expensive family, so a budget is
- * never under-counted. MODEL_PRICES in configuration adds or overrides rows.
+ * Unknown models are priced as the most expensive row of the table, field by
+ * field, so a budget is never under-counted. MODEL_PRICES in configuration
+ * adds or overrides rows (see priceTable).
  */
 export interface ModelPrice {
   input: number;
@@ -11,14 +14,17 @@ export interface ModelPrice {
   cacheRead: number;
 }
 
-const price = (input: number, output: number): ModelPrice => ({
+export type PriceTable = Record<string, ModelPrice>;
+
+/** Anthropic's published ratios: a 5-minute cache write costs 1.25x input, a cache read 0.1x. */
+const price = (input: number, output: number, cacheWrite = input * 1.25, cacheRead = input * 0.1): ModelPrice => ({
   input,
   output,
-  cacheWrite: input * 1.25,
-  cacheRead: input * 0.1,
+  cacheWrite,
+  cacheRead,
 });
 
-export const DEFAULT_PRICES: Record<string, ModelPrice> = {
+export const DEFAULT_PRICES: PriceTable = {
   'claude-opus-4': price(15, 75),
   'claude-opus-4-1': price(15, 75),
   'claude-opus-4-5': price(5, 25),
@@ -32,11 +38,18 @@ export const DEFAULT_PRICES: Record<string, ModelPrice> = {
 
 const FALLBACK = price(15, 75);
 
-export function priceFor(model: string, table: Record<string, ModelPrice> = DEFAULT_PRICES): ModelPrice {
+function mostExpensive(table: PriceTable): ModelPrice {
+  const rows = Object.values(table);
+  if (rows.length === 0) return FALLBACK;
+  const max = (f: keyof ModelPrice) => Math.max(...rows.map((r) => r[f]));
+  return { input: max('input'), output: max('output'), cacheWrite: max('cacheWrite'), cacheRead: max('cacheRead') };
+}
+
+export function priceFor(model: string, table: PriceTable = DEFAULT_PRICES): ModelPrice {
   const key = Object.keys(table)
     .filter((k) => model === k || model.startsWith(`${k}-`))
     .sort((a, b) => b.length - a.length)[0];
-  return key ? table[key] : FALLBACK;
+  return key ? table[key] : mostExpensive(table);
 }
 
 export interface TokenUsage {
@@ -46,7 +59,7 @@ export interface TokenUsage {
   cache_read_input_tokens?: number | null;
 }
 
-export function costUsd(model: string, usage: TokenUsage, table: Record<string, ModelPrice> = DEFAULT_PRICES): number {
+export function costUsd(model: string, usage: TokenUsage, table: PriceTable = DEFAULT_PRICES): number {
   const p = priceFor(model, table);
   const micro =
     usage.input_tokens * p.input +
@@ -54,4 +67,27 @@ export function costUsd(model: string, usage: TokenUsage, table: Record<string, 
     (usage.cache_creation_input_tokens ?? 0) * p.cacheWrite +
     (usage.cache_read_input_tokens ?? 0) * p.cacheRead;
   return micro / 1_000_000;
+}
+
+/** What one billing period of `periodSeconds` costs at a price per minute of sandbox runtime. */
+export function runtimeCostUsd(periodSeconds: number, perMinuteUsd: number): number {
+  return (periodSeconds / 60) * perMinuteUsd;
+}
+
+const usd = z.number().nonnegative();
+
+/**
+ * MODEL_PRICES as written by an operator: model prefix → USD per million
+ * tokens; the cache prices default to the usual ratios of the input price.
+ */
+export const ModelPricesInput = z.record(
+  z.string().min(1),
+  z.object({ input: usd, output: usd, cache_write: usd.optional(), cache_read: usd.optional() }).strict(),
+);
+
+/** The defaults with the operator's rows added or replaced. */
+export function priceTable(overrides: z.infer<typeof ModelPricesInput> = {}): PriceTable {
+  const table = { ...DEFAULT_PRICES };
+  for (const [model, p] of Object.entries(overrides)) table[model] = price(p.input, p.output, p.cache_write, p.cache_read);
+  return table;
 }

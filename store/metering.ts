@@ -1,24 +1,26 @@
 import type { Db } from './db';
+import { runtimeCostUsd } from '../lib/pricing';
 
 /**
  * Records billing periods [fromIndex, toIndex] for a sandbox that started at
- * `sandboxStartedAt`. Unique per (session, period): replays, retries and a
- * crashed worker can ask again and nothing is counted twice.
+ * `sandboxStartedAt`, each with its cost at `pricePerMinuteUsd` (0: runtime
+ * not priced). Unique per (session, period): replays, retries and a crashed
+ * worker can ask again and nothing is counted twice.
  */
 export async function recordBillingPeriods(
   db: Db,
-  p: { sessionId: string; sandboxStartedAt: string; periodSeconds: number; fromIndex: number; toIndex: number },
+  p: { sessionId: string; sandboxStartedAt: string; periodSeconds: number; fromIndex: number; toIndex: number; pricePerMinuteUsd?: number },
 ): Promise<number> {
   if (p.toIndex < p.fromIndex) return 0;
   const { rows } = await db.query<{ n: string }>(
     `WITH inserted AS (
-       INSERT INTO billing_periods (session_id, period_index, period_start, period_seconds)
-       SELECT $1, i, $2::timestamptz + make_interval(secs => i * $3::double precision), $3
+       INSERT INTO billing_periods (session_id, period_index, period_start, period_seconds, cost_usd)
+       SELECT $1, i, $2::timestamptz + make_interval(secs => i * $3::double precision), $3, $6
          FROM generate_series($4::int, $5::int) AS i
        ON CONFLICT (session_id, period_index) DO NOTHING
        RETURNING 1)
      SELECT count(*) AS n FROM inserted`,
-    [p.sessionId, p.sandboxStartedAt, p.periodSeconds, p.fromIndex, p.toIndex],
+    [p.sessionId, p.sandboxStartedAt, p.periodSeconds, p.fromIndex, p.toIndex, runtimeCostUsd(p.periodSeconds, p.pricePerMinuteUsd ?? 0)],
   );
   return Number(rows[0].n);
 }

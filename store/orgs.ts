@@ -9,6 +9,8 @@ export interface OrgRow {
 
 const KEY_PREFIX = 'ais_org_';
 const hash = (key: string) => crypto.createHash('sha256').update(key).digest('hex');
+/** What may be shown of a key (listings, the audit trail): too short to use. */
+export const keyPrefix = (key: string) => key.slice(0, KEY_PREFIX.length + 6);
 
 /** Creates an organization with its first API key; the key is returned here and never again. */
 export async function createOrg(db: Db, name: string): Promise<{ org: OrgRow; apiKey: string }> {
@@ -24,7 +26,7 @@ export async function createOrg(db: Db, name: string): Promise<{ org: OrgRow; ap
 export async function addOrgKey(db: Queryable, orgId: string, name?: string): Promise<string> {
   const key = `${KEY_PREFIX}${crypto.randomBytes(32).toString('base64url')}`;
   await db.query('INSERT INTO org_api_keys (id, org_id, key_hash, key_prefix, name) VALUES ($1, $2, $3, $4, $5)', [
-    `key_${crypto.randomUUID()}`, orgId, hash(key), key.slice(0, KEY_PREFIX.length + 6), name ?? null,
+    `key_${crypto.randomUUID()}`, orgId, hash(key), keyPrefix(key), name ?? null,
   ]);
   return key;
 }

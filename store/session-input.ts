@@ -72,6 +72,8 @@ export async function sessionInputFor(db: Queryable, config: Config, sessionId: 
       oneShot: profile.one_shot ?? row.trigger === 'dr',
     },
     initialPromptRef: rows[0]?.id,
+    // A fork of an archived session starts from its copy of the source's workspace.
+    restoreWorkspace: row.forked_from_session_id !== null && row.archived_at !== null,
     taskQueue: config.temporal.taskQueue,
     timings: { ...config.periods, toolMaxSeconds: config.tools.maxTimeoutSeconds },
   };

@@ -30,6 +30,10 @@ export interface SessionRow {
   last_event_seq: number;
   forked_from_session_id: string | null;
   deleted_at: string | null;
+  /** Hibernated: no sandbox, the workspace archived (store/hibernation.ts). */
+  dormant_since: string | null;
+  archived_at: string | null;
+  archive_bytes: number | null;
   rule_name: string | null;
 }
 
@@ -87,6 +91,9 @@ function sessionRow(r: Record<string, unknown>): SessionRow {
     started_at: toIso(r.started_at),
     terminated_at: toIso(r.terminated_at),
     deleted_at: toIso(r.deleted_at),
+    dormant_since: toIso(r.dormant_since),
+    archived_at: toIso(r.archived_at),
+    archive_bytes: r.archive_bytes === null || r.archive_bytes === undefined ? null : Number(r.archive_bytes),
     last_event_seq: Number(r.last_event_seq),
   };
 }
@@ -133,7 +140,9 @@ export async function markRunning(
 ): Promise<void> {
   await db.query(
     `UPDATE sessions SET status = 'running', started_at = COALESCE(started_at, now()),
-       container_id = $2, sandbox_host = $3 WHERE id = $1 AND status <> 'ended'`,
+       container_id = $2, sandbox_host = $3, dormant_since = NULL,
+       activity = CASE WHEN activity = 'dormant' THEN 'idle' ELSE activity END
+     WHERE id = $1 AND status <> 'ended'`,
     [id, sandbox.containerId, sandbox.host],
   );
 }

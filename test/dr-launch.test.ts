@@ -1,5 +1,5 @@
 import { TEST_ADMIN_TOKEN, useHarness, type Harness } from './support/harness';
-import { decodedHistory } from './support/history';
+import { decodedHistoryText } from './support/history';
 import { callApi } from './support/http';
 import { text, toolUse } from './support/fake-anthropic';
 import { claimIdempotentKey } from '../store/dr';
@@ -80,7 +80,7 @@ describe('D&R actions from an external engine', () => {
 
     const row = (await getSession(h.db, sessionId))!;
     expect(row).toMatchObject({ owner_type: 'org', owner_id: org.id, trigger: 'dr', rule_name: 'mimikatz-detect', credential_id: 'hive://secret/anthropic-key' });
-    const history = JSON.stringify(await decodedHistory(h, sessionWorkflowId(sessionId)), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+    const history = await decodedHistoryText(h, sessionWorkflowId(sessionId));
     expect(history).not.toContain(HIVE_KEY);
     expect(history).not.toContain(ENV_SECRET);
   });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { TEST_JWT_SECRET, sessionContainers, useHarness, type Harness } from './support/harness';
+import { decodedHistory } from './support/history';
 import { mintToken } from '../api/auth';
 import { signLink } from '../api/files';
 import { sessionWorkflowId } from '../workflows/messages';
@@ -339,7 +340,7 @@ describe('file transfer for user sessions', () => {
 
   it('keeps the file bytes out of the Temporal history: the workflow saw only ids and paths', async () => {
     expect(uploadId).not.toBe('');
-    const history = await h.client.workflow.getHandle(sessionWorkflowId(session)).fetchHistory();
+    const history = await decodedHistory(h, sessionWorkflowId(session));
     // Every payload decoded, and everything else as JSON text.
     const texts: string[] = [];
     const walk = (v: unknown) => {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import pino from 'pino';
 import { sessionContainers, useHarness } from './support/harness';
+import { decodedHistoryText } from './support/history';
 import { message, text, type ScriptedBlock } from './support/fake-anthropic';
 import { LONG_TOOL_NAME, McpHttpTestServer, PNG_BASE64 } from './support/mcp-http-server';
 import { ensureMcpTestImage, mcpTestImage, STDIO_SERVER } from './support/mcp-stdio-image';
@@ -246,11 +247,13 @@ describe('MCP tools in a session', () => {
         down: { type: 'http', url: `http://127.0.0.1:${closedPort}/mcp` },
         nokey: { type: 'http', url: server.url, headers: { 'x-api-key': 'hive://secret/not-there' } },
         wrongkey: { type: 'http', url: server.url, headers: { 'x-api-key': 'not-the-key' } },
+        metadata: { type: 'http', url: 'http://169.254.169.254/mcp' },
       },
     }, [['f_echo', 'mcp__intel__echo', { text: 'works' }], ['f_ghost', 'mcp__ghost__anything', {}]]);
     expect(end.endReason).toBe('completed');
     const failed = Object.fromEntries(system('mcp_server_failed').map((e) => [e.payload.server, String(e.payload.message)]));
-    expect(Object.keys(failed).sort()).toEqual(['down', 'ghost', 'mute', 'nokey', 'wrongkey']);
+    expect(Object.keys(failed).sort()).toEqual(['down', 'ghost', 'metadata', 'mute', 'nokey', 'wrongkey']);
+    expect(failed.metadata).toMatch(/refused: 169\.254\.169\.254 is .*metadata/);
     expect(failed.ghost).toMatch(/^MCP server ghost did not start: .*exit code 126.*\/opt\/nowhere\/server.*The session goes on without its tools\.$/);
     expect(failed.mute).toMatch(/did not answer within 5 s/);
     expect(failed.down).toMatch(/fetch failed \(connect ECONNREFUSED/);
@@ -289,9 +292,8 @@ describe('MCP tools in a session', () => {
     const places: Array<[string, string]> = [];
     for (const id of sessions) {
       places.push([`events of ${id}`, JSON.stringify(await h.events(id) as StoredEvent[])]);
-      const history = await h.client.workflow.getHandle(sessionWorkflowId(id)).fetchHistory();
-      // Payloads are bytes: read them as text, or a secret inside would not show.
-      places.push([`history of ${id}`, JSON.stringify(history, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v))]);
+      // Payloads decrypted and read as text, or a secret inside would not show.
+      places.push([`history of ${id}`, await decodedHistoryText(h, sessionWorkflowId(id))]);
     }
     places.push(['worker logs', logLines.join('\n')]);
     places.push(['model requests', JSON.stringify(h.fake.requests.map((r) => r.body))]);

@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { sessionContainers, TEST_KEY, type Harness, useHarness } from './support/harness';
+import { decodedHistoryText } from './support/history';
 import { apiError, text, toolUse, type ErrorReply } from './support/fake-anthropic';
 import { getSession } from '../store/sessions';
 import type { StoredEvent } from '../store/events';
@@ -34,12 +35,7 @@ const conversations = (h: Harness) => h.fake.requests.map((r) => JSON.stringify(
 
 /** The workflow's history as text, payload bytes decoded, so a secret in it would show. */
 async function historyText(h: Harness, sessionId: string): Promise<string> {
-  const history = await h.client.workflow.getHandle(sessionWorkflowId(sessionId)).fetchHistory();
-  return JSON.stringify(history, (_key, value) => {
-    if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
-    if (value && value.type === 'Buffer' && Array.isArray(value.data)) return Buffer.from(value.data).toString('utf8');
-    return value;
-  });
+  return decodedHistoryText(h, sessionWorkflowId(sessionId));
 }
 
 describe('model API errors', () => {

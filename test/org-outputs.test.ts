@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TEST_ADMIN_TOKEN, useHarness, type Harness } from './support/harness';
+import { decodedHistoryText } from './support/history';
 import { callApi } from './support/http';
 import { text } from './support/fake-anthropic';
 import { SIGNATURE_HEADER, verifyWebhookSignature } from '../lib/webhook-signature';
@@ -152,7 +153,7 @@ describe('org outputs: webhooks for ended sessions', () => {
     // Neither the signing secret nor the URL's token is in the delivery workflow's history.
     const wf = h.client.workflow.getHandle(`outputs-${sessionId}`);
     expect((await wf.result()).delivered).toBe(1);
-    const historyJson = JSON.stringify(await wf.fetchHistory());
+    const historyJson = await decodedHistoryText(h, `outputs-${sessionId}`);
     expect(historyJson).not.toContain(secret);
     expect(historyJson).not.toContain('path-token-123');
   });

@@ -1,4 +1,5 @@
 import { TEST_KEY, useHarness } from './support/harness';
+import { decodedHistoryText } from './support/history';
 import { text } from './support/fake-anthropic';
 import { sessionWorkflowId } from '../workflows/messages';
 
@@ -15,7 +16,7 @@ describe('session history', () => {
     h.fake.enqueue(text('On it.'));
     const sessionId = await h.startSession({ prompt: secretPrompt, profile: { permission_mode: 'bypassPermissions', one_shot: true } });
     await h.waitForEnd(sessionId);
-    const history = JSON.stringify(await h.client.workflow.getHandle(sessionWorkflowId(sessionId)).fetchHistory());
+    const history = await decodedHistoryText(h, sessionWorkflowId(sessionId));
     expect(history).not.toContain('correct-horse-battery');
     expect(history).not.toContain(TEST_KEY);
     // The model did get both.

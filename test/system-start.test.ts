@@ -15,6 +15,7 @@ import { putCredential, getSession } from '../store/sessions';
 import { listEvents } from '../store/events';
 import { billedPeriods } from '../store/metering';
 import { SessionService } from '../api/session-service';
+import { temporalDataConverter } from '../infra/payload-keys';
 
 /**
  * `npm start`'s entry point as a user runs it: the whole system in one
@@ -52,6 +53,8 @@ describe('the whole system (bin/start.ts)', () => {
       PORT: String(await freePort()),
       TEMPORAL_PORT: String(await freePort()),
       TEMPORAL_UI_PORT: String(await freePort()),
+      WORKER_HTTP_PORT: String(await freePort()),
+      TEMPORAL_METRICS_PORT: String(await freePort()),
       TEMPORAL_TASK_QUEUE: `start-${id}`,
       WORKER_HOST_ID: `start-host-${id}`,
       ANTHROPIC_BASE_URL: fake.url,
@@ -155,7 +158,7 @@ describe('the whole system (bin/start.ts)', () => {
       await start();
       connection = await Connection.connect({ address: `127.0.0.1:${env.TEMPORAL_PORT}` });
       const config = loadConfig(env);
-      service = new SessionService({ db, client: new Client({ connection }), config, keyring });
+      service = new SessionService({ db, client: new Client({ connection, dataConverter: temporalDataConverter(config, keyring) }), config, keyring });
       const startUser = () =>
         service.start({ ownerType: 'user', ownerId: 'u1', trigger: 'user', profile: { permission_mode: 'bypassPermissions' }, credentialId });
 

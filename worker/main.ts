@@ -7,6 +7,8 @@ import { openDb } from '../store/db';
 import { ensureRunnerImage } from '../infra/runner-image';
 import { loadSecrets } from '../infra/secrets';
 import { createWorkers } from './worker';
+import { startWorkerHttp } from './http';
+import { temporalMetricsOptions } from './telemetry';
 
 /**
  * A worker on its own, for scaling out: it needs a Temporal server
@@ -16,7 +18,7 @@ import { createWorkers } from './worker';
 async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'worker');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: temporalMetricsOptions(config) });
   const { keyring } = loadSecrets(config, log);
   if (!config.databaseUrl) log.warn('DATABASE_URL is unset: this worker uses PGlite in DATA_DIR, which no other process can share');
   const docker = new Docker();
@@ -25,9 +27,11 @@ async function main() {
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.port}`;
   const connection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection, db, log, docker, keyring });
-  console.log(`worker running: temporal ${address}, task queue ${config.temporal.taskQueue}, docker host ${workers.hostId}`);
+  const web = await startWorkerHttp({ config, db, connection, docker });
+  console.log(`worker running: temporal ${address}, task queue ${config.temporal.taskQueue}, docker host ${workers.hostId}; ${web.url}/metrics, /readyz`);
   const stop = async () => {
     await workers.shutdown();
+    await web.stop();
     await connection.close();
     await db.close();
     process.exit(0);

@@ -1,12 +1,17 @@
 import os from 'node:os';
 import Docker from 'dockerode';
 import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/log';
 import type { Db } from '../store/db';
 import type { Keyring } from '../store/encryption';
 import { createActivities } from '../activities';
 import { DockerSandboxes } from '../activities/docker-sandbox';
+import { createReaperActivities } from '../activities/reaper-activities';
+import { registerDockerHost } from '../store/reaper';
+import { ensureReaperSchedule } from './reaper-schedule';
+import { temporalDataConverter } from '../infra/payload-keys';
 import { sandboxTaskQueue } from '../workflows/messages';
 
 export interface WorkerDeps {
@@ -43,10 +48,24 @@ export async function createWorkers(deps: WorkerDeps): Promise<SessionWorkers> {
     keyring: deps.keyring,
     hostId,
   });
+  // The reaper asks Temporal about session workflows and host queues over the worker's own connection.
+  // One data converter for the workers and their client: every payload is encrypted (infra/payload-keys.ts).
+  const dataConverter = temporalDataConverter(config, deps.keyring);
+  const temporal = new Client({ connection: deps.connection, namespace: config.temporal.namespace, dataConverter });
+  const reaper = createReaperActivities({
+    db: deps.db,
+    sandboxes: new DockerSandboxes(docker),
+    config,
+    log: deps.log,
+    keyring: deps.keyring,
+    hostId,
+    temporal,
+  });
   const common = {
     connection: deps.connection,
     namespace: config.temporal.namespace,
-    activities,
+    dataConverter,
+    activities: { ...activities, ...reaper },
     // Ctrl-C must not wait on a long tool: unfinished activities are retried when a worker returns.
     shutdownGraceTime: '2s' as const,
   };
@@ -56,6 +75,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<SessionWorkers> {
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
   });
   const host = await Worker.create({ ...common, taskQueue: sandboxTaskQueue(config.temporal.taskQueue, hostId) });
+  // The reaper sweeps every registered host whose queue is polled, and runs on a schedule every worker keeps current.
+  await registerDockerHost(deps.db, hostId, sandboxTaskQueue(config.temporal.taskQueue, hostId));
+  await ensureReaperSchedule(temporal, config).catch((err: Error) =>
+    deps.log.error({ err: err.message }, 'could not create or update the reaper schedule; sandboxes of abandoned sessions stay until it runs'),
+  );
   let running: Promise<void> | undefined;
   return {
     hostId,

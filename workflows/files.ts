@@ -8,24 +8,31 @@ import type { SessionState } from './types';
  * The session's file transfer updates. The workflow only passes ids and
  * paths; the activities on the sandbox's own Docker host move the bytes
  * between the blob area and the container. Refused while there is no
- * sandbox (starting) or once the session is ending.
+ * sandbox (starting) or once the session is ending; a dormant session is
+ * woken first (awake).
  */
 export function handleFileUpdates(p: {
   sessionId: string;
   state: SessionState;
   ended: () => boolean;
   onSandbox: ReturnType<typeof sessionActivities>['onSandbox'];
+  /** Resolves once the session has a sandbox, resuming a hibernated one. */
+  awake: () => Promise<void>;
 }) {
   const { sessionId, state } = p;
   const sandboxOrReject = () => {
     if (p.ended() || !state.sandbox) throw ApplicationFailure.nonRetryable('the session is not running', 'SessionNotRunning');
     return state.sandbox;
   };
+  const refuseUnlessRunning = () => {
+    if (p.ended() || !(state.sandbox || state.dormant)) throw ApplicationFailure.nonRetryable('the session is not running', 'SessionNotRunning');
+  };
   const invalid = (message: string) => ApplicationFailure.nonRetryable(message, 'InvalidArgument');
 
   setHandler(
     placeFileUpdate,
     async ({ uploadId, filename }) => {
+      await p.awake();
       const sandbox = sandboxOrReject();
       try {
         return await p.onSandbox(sandbox.hostId).placeFile({ sessionId, containerId: sandbox.containerId, uploadId, filename });
@@ -38,7 +45,7 @@ export function handleFileUpdates(p: {
         if (!a || !isBlobId(a.uploadId, 'up')) throw invalid('placeFile: uploadId is not an upload id');
         const problem = filenameProblem(a.filename);
         if (problem) throw invalid(`placeFile: filename ${problem}`);
-        sandboxOrReject();
+        refuseUnlessRunning();
       },
     },
   );
@@ -46,6 +53,7 @@ export function handleFileUpdates(p: {
   setHandler(
     exportFileUpdate,
     async ({ downloadId, path, maxBytes }) => {
+      await p.awake();
       const sandbox = sandboxOrReject();
       try {
         return await p.onSandbox(sandbox.hostId).exportFile({ sessionId, containerId: sandbox.containerId, downloadId, path, maxBytes });
@@ -59,7 +67,7 @@ export function handleFileUpdates(p: {
         const problem = downloadPathProblem(a.path);
         if (problem) throw invalid(`exportFile: path ${problem}`);
         if (typeof a.maxBytes !== 'number' || !(a.maxBytes > 0)) throw invalid('exportFile: maxBytes must be a positive number');
-        sandboxOrReject();
+        refuseUnlessRunning();
       },
     },
   );

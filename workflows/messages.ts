@@ -71,3 +71,6 @@ export const SEARCH_ATTRIBUTE_KEYS = [SA_SESSION_ID, SA_OWNER, SA_ORG, SA_TRIGGE
 /** A request queued behind a debounce key: the id of its stored launch (dr_pending). */
 export const debounceRequestSignal = defineSignal<[{ pendingId: string }]>('debounceRequest');
 export const debounceWorkflowId = (orgId: string, keyHash: string) => `debounce-${orgId}-${keyHash}`;
+
+/** The reaper's schedule (and the prefix of its runs' ids), one per deployment: namespace and shared queue. */
+export const reaperScheduleId = (taskQueue: string) => `reaper-${taskQueue}`;

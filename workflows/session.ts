@@ -14,6 +14,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ToolUseRef } from '../activities';
 import { decide, sessionPatternFor } from '../lib/permissions';
 import type { EndReason } from '../lib/end-reasons';
@@ -55,14 +56,20 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
     recentClientMessageIds: [],
   };
   if (!carried && input.initialPromptRef) enqueue(input.initialPromptRef);
+  if (!carried && input.restoreWorkspace) s.restorePending = true;
 
   const { acts, model, provisioning, onSandbox, cleanupOn } = sessionActivities(input);
 
   let end: { reason: EndReason; error?: string } | undefined;
   let work: CancellationScope | undefined;
   let pending: (PendingRequest & { decision?: ApprovalDecision; answerRef?: string }) | undefined;
-  let activity = s.sandbox ? 'idle' : 'starting';
+  let activity = s.sandbox ? 'idle' : s.dormant ? 'dormant' : 'starting';
   let busy = false;
+  let hibernating = false;
+  /** File transfers waiting for a dormant session to resume. */
+  let wakeRequests = 0;
+  let watching: Promise<void> | undefined;
+  let stopWatching = false;
 
   function enqueue(textRef: string) {
     s.promptCount += 1;
@@ -74,7 +81,7 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
   }
 
   setHandler(statusQuery, () => ({
-    status: end ? 'ended' : s.sandbox ? 'running' : 'starting',
+    status: end ? 'ended' : s.sandbox || s.dormant ? 'running' : 'starting',
     activity: end ? 'ended' : activity,
     turns: s.turns,
     costUsd: s.costUsd,
@@ -149,7 +156,19 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
     },
   );
 
-  handleFileUpdates({ sessionId, state: s, ended: () => end !== undefined, onSandbox });
+  /** Resolves once the session has a sandbox again: a dormant one is woken (a file transfer). */
+  async function awake() {
+    await condition(() => !hibernating);
+    if (!s.dormant) return;
+    wakeRequests += 1;
+    try {
+      await condition(() => end !== undefined || !s.dormant);
+    } finally {
+      wakeRequests -= 1;
+    }
+  }
+
+  handleFileUpdates({ sessionId, state: s, ended: () => end !== undefined, onSandbox, awake });
 
   const setActivity = (next: string) => {
     activity = next;
@@ -274,12 +293,12 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
   /** Bills each started period and notices a vanished sandbox, until the session ends. */
   async function watchSandbox() {
     const periodMs = timings.billingSeconds * 1000;
-    while (!end && s.sandbox) {
+    while (!end && s.sandbox && !stopWatching) {
       try {
         const r = await onSandbox(s.sandbox.hostId).recordUsage({
           sessionId,
           containerId: s.sandbox.containerId,
-          createdAt: s.sandbox.createdAt,
+          createdAt: billingStart(s.sandbox),
           periodSeconds: timings.billingSeconds,
           billedThrough: s.billedThrough,
         });
@@ -288,45 +307,113 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       } catch (err) {
         if (isCancellation(err)) return;
       }
-      const nextBoundary = Date.parse(s.sandbox.createdAt) + (s.billedThrough + 1) * periodMs;
+      const nextBoundary = Date.parse(billingStart(s.sandbox)) + (s.billedThrough + 1) * periodMs;
       const wait = Math.max(50, Math.min(nextBoundary - Date.now(), timings.sandboxCheckSeconds * 1000));
-      await condition(() => end !== undefined, wait);
+      await condition(() => end !== undefined || stopWatching, wait);
+    }
+  }
+  function startWatching() {
+    stopWatching = false;
+    watching = watchSandbox();
+  }
+
+  /** Provisions a sandbox, unpacks the session's archive into it when there is one, and starts its MCP servers. */
+  async function startSandbox() {
+    work = new CancellationScope();
+    try {
+      await work.run(async () => {
+        const box = await provisioning.provisionSandbox({ sessionId });
+        // A resumed session's periods continue the numbering where its last sandbox's stopped.
+        const billedMs = (s.billedThrough + 1) * timings.billingSeconds * 1000;
+        s.sandbox = billedMs > 0 ? { ...box, billingStart: new Date(Date.parse(box.createdAt) - billedMs).toISOString() } : box;
+        if (s.restorePending) {
+          await onSandbox(s.sandbox.hostId).restoreSandbox({ sessionId, containerId: s.sandbox.containerId });
+          s.restorePending = false;
+        }
+        // Tools are listed before the first prompt; a server that fails is reported and left out.
+        if (patched('mcp-servers')) {
+          await onSandbox(s.sandbox.hostId).startMcpServers({ sessionId, containerId: s.sandbox.containerId });
+        }
+      });
+      s.dormant = false;
+      upsertSearchAttributes([{ key: SA_STATUS, value: 'running' }]);
+      setActivity('idle');
+    } catch (err) {
+      const timedOut = err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+      if (timedOut) requestEnd('startup_timeout', `the sandbox was not ready within ${timings.startupTimeoutSeconds} s`);
+      else if (!end) requestEnd('failed', describeFailure(err)?.message ?? 'sandbox provisioning failed');
+    } finally {
+      work = undefined;
+    }
+  }
+
+  /** How long the idle wait may last before the session hibernates; undefined: it never does. */
+  function hibernateAfterMs(): number | undefined {
+    const seconds = timings.hibernateIdleSeconds ?? 0;
+    if (input.owner.type !== 'user' || !s.sandbox || seconds <= 0 || !patched('hibernation')) return undefined;
+    return seconds * 1000;
+  }
+
+  /** Archives the idle sandbox and removes it: no compute and no billing until the next prompt resumes it. */
+  async function hibernate() {
+    const box = s.sandbox!;
+    hibernating = true;
+    setActivity('hibernating');
+    stopWatching = true;
+    try {
+      await watching;
+      if (end) return;
+      const { bytes } = await onSandbox(box.hostId).archiveSandbox({ sessionId, containerId: box.containerId });
+      const { billedThrough } = await cleanupOn(sandboxTaskQueue(input.taskQueue, box.hostId), 10 * 60_000).cleanupSandbox({
+        sessionId,
+        createdAt: billingStart(box),
+        periodSeconds: timings.billingSeconds,
+        billedThrough: s.billedThrough,
+      });
+      s.billedThrough = billedThrough;
+      s.sandbox = undefined;
+      s.dormant = true;
+      s.restorePending = true;
+      await acts.markDormant({ sessionId, bytes });
+      setActivity('dormant');
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // Not archived, or not removed: the sandbox stays (its watcher ends the session if it is gone) and the next idle period tries again.
+      setActivity('idle');
+      startWatching();
+    } finally {
+      hibernating = false;
     }
   }
 
   try {
-    if (!s.sandbox) {
-      work = new CancellationScope();
-      try {
-        await work.run(async () => {
-          s.sandbox = await provisioning.provisionSandbox({ sessionId });
-          // Tools are listed before the first prompt; a server that fails is reported and left out.
-          if (patched('mcp-servers')) {
-            await onSandbox(s.sandbox.hostId).startMcpServers({ sessionId, containerId: s.sandbox.containerId });
-          }
-        });
-        upsertSearchAttributes([{ key: SA_STATUS, value: 'running' }]);
-        setActivity('idle');
-      } catch (err) {
-        const timedOut = err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
-        if (timedOut) requestEnd('startup_timeout', `the sandbox was not ready within ${timings.startupTimeoutSeconds} s`);
-        else if (!end) requestEnd('failed', describeFailure(err)?.message ?? 'sandbox provisioning failed');
-      } finally {
-        work = undefined;
-      }
-    }
+    if (!s.sandbox && !s.dormant) await startSandbox();
     if (!end) {
       const ttlSeconds = Math.min(input.limits.ttlSeconds ?? timings.maxTtlSeconds, timings.maxTtlSeconds);
       const deadline = s.startedAtMs + ttlSeconds * 1000;
       void condition(() => end !== undefined, Math.max(1, deadline - Date.now())).then((ended) => {
         if (!ended) requestEnd('max_duration_exceeded');
       });
-      void watchSandbox();
+      startWatching();
     }
     while (!end) {
-      await condition(() => end !== undefined || s.queue.length > 0 || workflowInfo().continueAsNewSuggested);
+      const wake = () => end !== undefined || s.queue.length > 0 || workflowInfo().continueAsNewSuggested || (wakeRequests > 0 && s.dormant === true);
+      const idleMs = hibernateAfterMs();
+      if (idleMs === undefined) await condition(wake);
+      else if (!(await condition(wake, idleMs))) {
+        // A file transfer in flight keeps the session awake.
+        if (allHandlersFinished()) await hibernate();
+        continue;
+      }
       if (end) break;
+      if (s.dormant && (s.queue.length > 0 || wakeRequests > 0)) {
+        setActivity('resuming');
+        await startSandbox();
+        if (end) break;
+        startWatching();
+      }
       if (s.queue.length === 0) {
+        if (!workflowInfo().continueAsNewSuggested) continue;
         await condition(allHandlersFinished);
         if (s.queue.length === 0 && !end) return await continueAsNew<typeof sessionWorkflow>(input, s);
         continue;
@@ -345,7 +432,7 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
       if (s.sandbox) {
         await cleanupOn(sandboxTaskQueue(input.taskQueue, s.sandbox.hostId), 10 * 60_000).cleanupSandbox({
           sessionId,
-          createdAt: s.sandbox.createdAt,
+          createdAt: billingStart(s.sandbox),
           periodSeconds: timings.billingSeconds,
           billedThrough: s.billedThrough,
         });
@@ -368,6 +455,9 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
         taskQueue: input.taskQueue,
         args: [{ sessionId }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
+      }).catch((err) => {
+        // A run that was reset and ended again finds its deliveries already under way: that is fine.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       });
     }
   });
@@ -376,3 +466,7 @@ export async function sessionWorkflow(input: SessionInput, carried?: SessionStat
   return { endReason: outcome.reason, errorMessage: outcome.error };
 }
 
+/** Where the sandbox's billing period 0 begins: its creation, or earlier for a resumed session's later sandbox. */
+function billingStart(box: NonNullable<SessionState['sandbox']>): string {
+  return box.billingStart ?? box.createdAt;
+}

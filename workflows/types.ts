@@ -12,6 +12,8 @@ export interface SessionTimings {
   heartbeatSeconds: number;
   /** The longest a tool may run (Bash's maximum timeout). */
   toolMaxSeconds: number;
+  /** Idle this long, a user session hibernates; 0 or absent (a run started before hibernation existed) never. */
+  hibernateIdleSeconds?: number;
 }
 
 /** Workflow input: policy and references only. Prompts, profile secrets and keys stay in the store. */
@@ -24,6 +26,8 @@ export interface SessionInput {
   rules: PermissionRules;
   limits: { maxTurns?: number; maxBudgetUsd?: number; ttlSeconds?: number; oneShot: boolean };
   initialPromptRef?: string;
+  /** A fork of an archived session: its copy of the source's archive goes into the first sandbox. */
+  restoreWorkspace?: boolean;
   taskQueue: string;
   timings: SessionTimings;
 }
@@ -31,7 +35,12 @@ export interface SessionInput {
 /** What survives continue-as-new. */
 export interface SessionState {
   startedAtMs: number;
-  sandbox?: { containerId: string; createdAt: string; hostId: string };
+  /** billingStart: where period 0 would have begun, so a resumed sandbox's periods continue the numbering. */
+  sandbox?: { containerId: string; createdAt: string; hostId: string; billingStart?: string };
+  /** Hibernated: no sandbox, the workspace in the archive store until the next prompt. */
+  dormant?: boolean;
+  /** The next sandbox gets the session's archive unpacked into it (after hibernation, or a fork's first). */
+  restorePending?: boolean;
   billedThrough: number;
   turns: number;
   costUsd: number;

@@ -4,6 +4,7 @@ import type { GatewayDeps } from '../deps';
 import { orgOf, requireOrgKey } from '../org-auth';
 import { badRequest, notFound } from '../errors';
 import { parseOr400 } from '../validation';
+import { audit } from '../audit';
 import { deleteHive, getHive, HIVES, listHive, putHive, type Hive } from '../../store/hive';
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -79,7 +80,11 @@ export function hiveRoutes(deps: GatewayDeps, validateAgent?: AgentRecordValidat
   });
 
   r.delete('/v1/orgs/:orgId/hive/:hive/:name', async (req, res) => {
-    if (!(await deleteHive(deps.db, orgOf(req), hiveOf(req.params.hive), nameOf(req.params.name)))) throw notFound('record not found');
+    const orgId = orgOf(req);
+    const hive = hiveOf(req.params.hive);
+    const name = nameOf(req.params.name);
+    if (!(await deleteHive(deps.db, orgId, hive, name))) throw notFound('record not found');
+    await audit(deps, { actor: { type: 'org', id: orgId }, action: 'hive.delete', target: { type: 'hive_record', id: `${hive}/${name}` }, orgId });
     res.json({ deleted: true });
   });
 

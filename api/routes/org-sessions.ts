@@ -8,7 +8,9 @@ import { parseOr400 } from '../validation';
 import { decodeCursor, encodeCursor, sessionResource } from './sessions';
 import { getSession, listSessions, type SessionRow } from '../../store/sessions';
 import { listEvents } from '../../store/events';
-import { sessionTotals } from '../../store/metering';
+import { audit } from '../audit';
+import { auditList } from './audit';
+import { sessionUsage } from '../../store/usage';
 
 const ListQuery = z.object({
   status: z.enum(['starting', 'running', 'ended']).optional(),
@@ -51,15 +53,7 @@ export function orgSessionRoutes(deps: GatewayDeps): Router {
 
   r.get('/v1/org/sessions/:sessionId', async (req, res) => {
     const s = await orgSession(orgOf(req), req.params.sessionId);
-    const totals = await sessionTotals(deps.db, s.id);
-    res.json({
-      session: sessionResource(s, {
-        trigger_rule: s.rule_name,
-        input_tokens: totals.inputTokens,
-        output_tokens: totals.outputTokens,
-        cost_usd: totals.costUsd,
-      }),
-    });
+    res.json({ session: sessionResource(s, { trigger_rule: s.rule_name, ...(await sessionUsage(deps.db, s.id)) }) });
   });
 
   r.get('/v1/org/sessions/:sessionId/history', async (req, res) => {
@@ -81,8 +75,13 @@ export function orgSessionRoutes(deps: GatewayDeps): Router {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       throw badRequest('the session has no running workflow');
     }
+    const orgId = orgOf(req);
+    await audit(deps, { actor: { type: 'org', id: orgId }, action: 'session.terminate', target: { type: 'session', id: s.id }, orgId, details: { reason: 'org_api_requested' } });
     res.json({ terminated: true });
   });
+
+  // Everything about this organization, whoever acted (its key, or an administrator on its keys).
+  r.get('/v1/org/audit', auditList(deps, (req) => ({ orgId: orgOf(req) })));
 
   return r;
 }

@@ -5,6 +5,7 @@ import type { GatewayDeps } from '../deps';
 import { orgOf } from '../org-auth';
 import { badRequest, conflict, notFound } from '../errors';
 import { parseOr400 } from '../validation';
+import { audit } from '../audit';
 import { resolveSecret } from '../../store/hive';
 import {
   deleteOutput, getDelivery, getOutput, listDeliveries, listOutputs, OutputError, putOutput, resetDelivery,
@@ -78,7 +79,10 @@ export function outputRoutes(deps: GatewayDeps): Router {
   });
 
   r.delete('/v1/orgs/:orgId/outputs/:name', async (req, res) => {
-    if (!(await deleteOutput(deps.db, orgOf(req), nameOf(req.params.name)))) throw notFound('output not found');
+    const orgId = orgOf(req);
+    const name = nameOf(req.params.name);
+    if (!(await deleteOutput(deps.db, orgId, name))) throw notFound('output not found');
+    await audit(deps, { actor: { type: 'org', id: orgId }, action: 'output.delete', target: { type: 'output', id: name }, orgId });
     res.json({ deleted: true });
   });
 

@@ -4,6 +4,7 @@ import type { GatewayDeps } from '../deps';
 import { principalOf } from '../auth';
 import { badRequest, conflict, notFound } from '../errors';
 import { parseOr400 } from '../validation';
+import { audit } from '../audit';
 import { requireRegistered } from './claude-auth';
 import { keepMaskedSecrets, SessionProfileSchema, type SessionProfile } from '../../lib/profile';
 import { imageProblem } from '../../lib/runner-images';
@@ -114,6 +115,7 @@ export function profileRoutes(deps: GatewayDeps): Router {
     if (!p) throw notFound('profile not found');
     if (p.is_default) throw conflict('the default profile cannot be deleted; make another profile the default first', 'default_profile');
     await deleteProfile(deps.db, me.userId, p.id);
+    await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'profile.delete', target: { type: 'profile', id: p.id }, details: { name: p.name } });
     res.json({ deleted: true });
   });
 

@@ -4,6 +4,7 @@ import type { GatewayDeps } from '../deps';
 import { orgOf } from '../org-auth';
 import { badRequest, notFound } from '../errors';
 import { parseOr400 } from '../validation';
+import { audit } from '../audit';
 import { ingestEvents, parseEvents, parseRuleSource } from '../rule-engine-service';
 import { isDrAction } from '../../lib/dr/action';
 import { imageProblem } from '../../lib/runner-images';
@@ -48,7 +49,10 @@ export function ruleRoutes(deps: GatewayDeps): Router {
   });
 
   r.delete('/v1/orgs/:orgId/rules/:name', async (req, res) => {
-    if (!(await deleteRule(deps.db, orgOf(req), nameOf(req.params.name)))) throw notFound('rule not found');
+    const orgId = orgOf(req);
+    const name = nameOf(req.params.name);
+    if (!(await deleteRule(deps.db, orgId, name))) throw notFound('rule not found');
+    await audit(deps, { actor: { type: 'org', id: orgId }, action: 'rule.delete', target: { type: 'rule', id: name }, orgId });
     res.json({ deleted: true });
   });
 

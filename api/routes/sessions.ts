@@ -14,7 +14,8 @@ import {
 } from '../../store/sessions';
 import { createProfile, fullProfile, getDefaultProfileId } from '../../store/profiles';
 import { purgeSessionContent } from '../../store/users';
-import { sessionTotals } from '../../store/metering';
+import { audit } from '../audit';
+import { sessionUsage } from '../../store/usage';
 
 const toolList = z.array(z.string()).max(200).superRefine((patterns, ctx) => {
   for (const message of validatePatterns(patterns)) ctx.addIssue({ code: 'custom', message });
@@ -74,6 +75,9 @@ export function sessionResource(s: SessionRow, extra: Record<string, unknown> = 
     trigger: s.trigger,
     activity: s.activity,
     forked_from_session_id: s.forked_from_session_id,
+    // Hibernated: still "Waiting" to the user (status running), with no sandbox until the next prompt.
+    dormant: s.status !== 'ended' && s.dormant_since !== null,
+    dormant_since: s.status !== 'ended' ? s.dormant_since : null,
     ...extra,
   };
 }
@@ -156,14 +160,8 @@ export function sessionRoutes(deps: GatewayDeps): Router {
   r.get('/v1/sessions/:sessionId', async (req, res) => {
     const me = principalOf(req);
     const s = await ownSession(deps, me.userId, req.params.sessionId);
-    const totals = await sessionTotals(deps.db, s.id);
-    res.json({
-      session: sessionResource(s, {
-        input_tokens: totals.inputTokens,
-        output_tokens: totals.outputTokens,
-        cost_usd: totals.costUsd,
-      }),
-    });
+    // Runtime from the billing periods, tokens and cost from the model calls.
+    res.json({ session: sessionResource(s, await sessionUsage(deps.db, s.id)) });
   });
 
   r.delete('/v1/sessions/:sessionId', async (req, res) => {
@@ -175,6 +173,7 @@ export function sessionRoutes(deps: GatewayDeps): Router {
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
+    await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'session.terminate', target: { type: 'session', id: s.id }, details: { reason: 'user_requested' } });
     res.json({ terminated: true });
   });
 
@@ -183,6 +182,7 @@ export function sessionRoutes(deps: GatewayDeps): Router {
     const s = await ownSession(deps, me.userId, req.params.sessionId);
     if (s.status !== 'ended') throw conflict('only ended sessions can be deleted; terminate it first', 'session_not_ended');
     await deps.db.transaction((tx) => purgeSessionContent(tx, 'id = $1', [s.id]));
+    await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'session.delete', target: { type: 'session', id: s.id } });
     res.json({ deleted: true });
   });
 

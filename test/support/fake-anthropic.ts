@@ -26,7 +26,7 @@ export interface MessageReply {
   /** Default: 'tool_use' if any block is a tool_use, else 'end_turn'. */
   stop_reason?: StopReason;
   /** Default: estimated from request / content size (chars / 4, min 1). */
-  usage?: { input_tokens?: number; output_tokens?: number };
+  usage?: { input_tokens?: number; output_tokens?: number; cache_creation_input_tokens?: number; cache_read_input_tokens?: number };
   /** Default: the model named in the request. */
   model?: string;
   /** Streaming only: delay between SSE frames, so tests can interrupt mid-stream. */
@@ -287,8 +287,8 @@ function buildMessage(reply: MessageReply, body: any, raw: string): WireMessage 
     usage: {
       input_tokens: reply.usage?.input_tokens ?? estimateTokens(raw.length),
       output_tokens: reply.usage?.output_tokens ?? estimateTokens(outChars),
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: reply.usage?.cache_creation_input_tokens ?? 0,
+      cache_read_input_tokens: reply.usage?.cache_read_input_tokens ?? 0,
     },
   };
 }

@@ -10,6 +10,7 @@ import { findTemporalCli } from '../../infra/temporal-cli';
 import { startDevServer, type DevServer } from '../../infra/temporal-dev-server';
 import { ensureRunnerImage } from '../../infra/runner-image';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/messages';
+import { FAILURE_CONVERTER_PATH } from '../../infra/payload-keys';
 
 /**
  * A free port for a server a test starts itself and may restart on the same
@@ -46,7 +47,7 @@ export default async function globalSetup(): Promise<void> {
   await ensureRunnerImage(docker, config.runnerImage, config.version, log);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ais-test-'));
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundleLogger });
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietBundleLogger });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);
 

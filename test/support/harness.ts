@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
 import { Client as PgClient } from 'pg';
 import { loadConfig, type Config } from '../../lib/config';
+import { reaperScheduleId } from '../../workflows/messages';
 import { createLogger, type Logger } from '../../lib/log';
 import { openDb, type Db } from '../../store/db';
 import { putCredential } from '../../store/sessions';
@@ -14,6 +15,8 @@ import { SessionService } from '../../api/session-service';
 import type { SessionProfile } from '../../lib/profile';
 import { FakeAnthropic } from './fake-anthropic';
 import { startGateway } from '../../api/gateway';
+import { temporalDataConverter } from '../../infra/payload-keys';
+import { temporalMetricsOptions } from '../../worker/telemetry';
 
 type Gateway = Awaited<ReturnType<typeof startGateway>>;
 
@@ -23,13 +26,14 @@ export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 export const ADMIN_PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 let runtimeInstalled = false;
-function installRuntime() {
+/** Once per test file; the first harness's config decides whether the SDK's metrics are exported (TEMPORAL_METRICS_PORT). */
+function installRuntime(config: Config) {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   // Tests provoke failures on purpose; the SDK's retry warnings would bury real output.
   Runtime.install({
     logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) } },
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) }, ...temporalMetricsOptions(config) },
   });
 }
 
@@ -94,7 +98,6 @@ export const FAST_PERIODS = {
 };
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  installRuntime();
   const address = process.env.TEST_TEMPORAL_ADDRESS;
   if (!address) throw new Error('TEST_TEMPORAL_ADDRESS is unset: run the tests through jest (global setup)');
   const fake = await FakeAnthropic.start();
@@ -109,17 +112,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     MASTER_KEY: randomBytes(32).toString('hex'),
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: 'warn',
+    // Parallel suites (and the worker processes some start) must not contend for the default ports.
+    TEMPORAL_METRICS_PORT: '0',
+    WORKER_HTTP_PORT: '0',
     ...FAST_PERIODS,
     ...(pg ? { DATABASE_URL: pg.url } : {}),
     ...opts.env,
   };
   if (!pg) delete env.DATABASE_URL;
   const config = loadConfig(env);
+  installRuntime(config);
   const log = opts.log ?? createLogger(config.logLevel, 'test');
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: 'memory' });
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
   const { keyring } = loadKeyring(config.encryption, config.dataDir);
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config, keyring) });
   const service = new SessionService({ db, client, config, keyring });
   const docker = new Docker();
   const credentialId = await putCredential(db, keyring, { ownerId: 'user-1', type: 'api_key', secret: TEST_KEY });
@@ -202,6 +209,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       }
       for (const w of started) await w.shutdown().catch(() => undefined);
       for (const nc of workerConnections) await nc.close().catch(() => undefined);
+      // This suite's reaper schedule would otherwise keep starting runs that no worker will take.
+      await client.schedule.getHandle(reaperScheduleId(config.temporal.taskQueue)).delete().catch(() => undefined);
       await connection.close();
       await db.close();
       await fake.close();

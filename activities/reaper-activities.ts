@@ -1,0 +1,170 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { reaperRemovals } from '../lib/metrics';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
+import {
+  archiveFilesOf,
+  liveHosts,
+  neverLaunchedGraceMs,
+  sandboxesToReap,
+  sessionVerdict,
+  type HostSandbox,
+  type ReaperReport,
+  type WorkflowState,
+} from '../lib/reaper';
+import {
+  dockerHosts,
+  endAbandonedSession,
+  expiredSessions,
+  forgetDockerHosts,
+  openSessions,
+  purgeSessions,
+  recordFinalPeriods,
+  registerDockerHost,
+  sessionStatuses,
+} from '../store/reaper';
+import { LABEL_MANAGED, LABEL_SESSION } from './docker-sandbox';
+import { sessionWorkflowId, sandboxTaskQueue } from '../workflows/messages';
+import type { ActivityDeps } from './shared';
+
+export interface ReaperDeps extends ActivityDeps {
+  /** Asks Temporal whether sessions' workflows still run and which host queues are polled. */
+  temporal: Client;
+}
+
+/** A worker's long poll lasts about a minute: a queue polled within two is served. */
+const HOST_SILENCE_MS = 2 * 60_000;
+/** A host no worker has registered or swept for a week is taken as decommissioned. */
+const HOST_FORGET_SECONDS = 7 * 86400;
+const DESCRIBE_CONCURRENCY = 8;
+const PURGE_BATCH = 200;
+
+/** The reaper's activities: thin over the store, Temporal and dockerode; decisions live in lib/reaper.ts. */
+export function createReaperActivities({ db, sandboxes, config, log, hostId, temporal: client }: ReaperDeps) {
+  const grace = neverLaunchedGraceMs({
+    idempotencyWindowSeconds: config.limits.idempotencyWindowSeconds,
+    maxTtlSeconds: config.periods.maxTtlSeconds,
+    startupTimeoutSeconds: config.periods.startupTimeoutSeconds,
+  });
+
+  async function workflowState(sessionId: string): Promise<WorkflowState> {
+    try {
+      const d = await client.workflow.getHandle(sessionWorkflowId(sessionId)).describe();
+      if (d.status.name === 'RUNNING') return { kind: 'running' };
+      return { kind: 'closed', status: d.status.name, closedAt: d.closeTime?.toISOString() };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { kind: 'not_found' };
+      throw err;
+    }
+  }
+
+  return {
+    /**
+     * Ends, in the store, every open session whose workflow is gone: closed
+     * without ending it (terminated from the UI or CLI, failed, timed out) or
+     * no longer there. Temporal is asked before the store, so a workflow that
+     * ends its session normally is never taken for an abandoned one.
+     */
+    async endAbandonedSessions(): Promise<{ ended: string[] }> {
+      const open = await openSessions(db);
+      const ended: string[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < open.length) {
+          const s = open[next++];
+          const wf = await workflowState(s.id);
+          const verdict = sessionVerdict(s, wf, Date.now(), grace);
+          Context.current().heartbeat();
+          if (verdict.action !== 'end') continue;
+          if (!(await endAbandonedSession(db, s.id, verdict.message))) continue;
+          if (verdict.billUntil) await recordFinalPeriods(db, s.id, verdict.billUntil, config.periods.billingSeconds);
+          ended.push(s.id);
+          log.warn({ sessionId: s.id, workflow: wf.kind === 'closed' ? wf.status : wf.kind }, 'reaper ended an abandoned session');
+        }
+      };
+      await Promise.all(Array.from({ length: DESCRIBE_CONCURRENCY }, worker));
+      return { ended };
+    },
+
+    /** The registered hosts whose queue a worker is polling now: the ones a sweep can reach. */
+    async reachableDockerHosts(): Promise<Array<{ hostId: string; taskQueue: string }>> {
+      await forgetDockerHosts(db, HOST_FORGET_SECONDS);
+      const hosts = await dockerHosts(db);
+      const polled = await Promise.all(
+        hosts.map(async (h) => {
+          const r = await client.workflowService.describeTaskQueue({
+            namespace: config.temporal.namespace,
+            taskQueue: { name: h.taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+            taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+          });
+          const last = Math.max(0, ...(r.pollers ?? []).map((p) => optionalTsToMs(p.lastAccessTime) ?? 0));
+          return { ...h, lastPollAt: last > 0 ? new Date(last).toISOString() : undefined };
+        }),
+      );
+      return liveHosts(polled, Date.now(), HOST_SILENCE_MS).map(({ hostId: id, taskQueue }) => ({ hostId: id, taskQueue }));
+    },
+
+    /** On a host's own queue: its sandboxes whose session the store has ended. */
+    async findReapableSandboxes(): Promise<{ hostId: string; reap: HostSandbox[] }> {
+      await registerDockerHost(db, hostId, sandboxTaskQueue(config.temporal.taskQueue, hostId));
+      const filters = { label: [`${LABEL_MANAGED}=true`] };
+      const [containers, volumes] = await Promise.all([
+        sandboxes.docker.listContainers({ all: true, filters }),
+        sandboxes.docker.listVolumes({ filters }),
+      ]);
+      const bySession = new Map<string, HostSandbox>();
+      const entry = (sessionId: string) => {
+        let e = bySession.get(sessionId);
+        if (!e) bySession.set(sessionId, (e = { sessionId, containers: 0, volumes: 0 }));
+        return e;
+      };
+      for (const c of containers) if (c.Labels?.[LABEL_SESSION]) entry(c.Labels[LABEL_SESSION]).containers += 1;
+      for (const v of volumes.Volumes ?? []) if (v.Labels?.[LABEL_SESSION]) entry(v.Labels[LABEL_SESSION]).volumes += 1;
+      const statuses = await sessionStatuses(db, [...bySession.keys()]);
+      return { hostId, reap: sandboxesToReap([...bySession.values()], statuses) };
+    },
+
+    /** Removes the records and archives of sessions ended longer ago than the retention period. */
+    async purgeExpiredSessions(): Promise<{ purged: number; archives: number }> {
+      const dir = path.join(config.files.blobDir, 'archives');
+      let purged = 0;
+      let archives = 0;
+      for (;;) {
+        const ids = await expiredSessions(db, config.reaper.retentionSeconds, PURGE_BATCH);
+        if (ids.length === 0) break;
+        const names = await fs.promises.readdir(dir).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return [] as string[];
+          throw err;
+        });
+        // Files first: a crash before the rows are marked purged leaves them to the next run.
+        for (const id of ids) {
+          for (const name of archiveFilesOf(names, id)) {
+            await fs.promises.rm(path.join(dir, name), { force: true, recursive: true });
+            archives += 1;
+          }
+        }
+        await purgeSessions(db, ids);
+        purged += ids.length;
+        Context.current().heartbeat();
+      }
+      return { purged, archives };
+    },
+
+    /** One line per run, and the place a metrics counter hooks in. */
+    async reportReaperRun(report: ReaperReport): Promise<void> {
+      const acted = report.sessionsEnded + report.sandboxesRemoved + report.volumesRemoved + report.sessionsPurged + report.archivesRemoved;
+      if (acted > 0 || report.hostsFailed.length > 0) log.info(report, 'reaper run');
+      else log.debug(report, 'reaper run');
+      reaperRemovals.inc({ kind: 'session_ended' }, report.sessionsEnded);
+      reaperRemovals.inc({ kind: 'container' }, report.sandboxesRemoved);
+      reaperRemovals.inc({ kind: 'volume' }, report.volumesRemoved);
+      reaperRemovals.inc({ kind: 'session_purged' }, report.sessionsPurged);
+      reaperRemovals.inc({ kind: 'archive' }, report.archivesRemoved);
+    },
+  };
+}
+
+export type ReaperActivities = ReturnType<typeof createReaperActivities>;

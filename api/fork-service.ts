@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { ArchiveMissingError, DirectoryArchives } from '../lib/archives';
+import { parseProfile, ProfileError, type SessionProfile } from '../lib/profile';
+import { conversationLength, markArchiveCopied, recordFork } from '../store/hibernation';
+import { fullProfile, getDefaultProfileId } from '../store/profiles';
+import { countActiveSessions, getSession, latestCredential, type SessionRow } from '../store/sessions';
+import type { GatewayDeps } from './deps';
+import { AppError, badRequest, conflict, forbidden, notFound } from './errors';
+
+/**
+ * Forking (api-reference.md, "Fork Preflight Check" and "Fork Session"): a
+ * dormant or ended session of the caller becomes the start of a new one with
+ * the caller's profile, its conversation and (when it was archived) a copy of
+ * its workspace.
+ */
+export interface ForkRequest {
+  name?: string;
+  profile_id?: string;
+  initial_prompt?: string;
+  acknowledge_missing_tools?: string[];
+}
+
+const gone = (message: string) => new AppError(410, 'gone', message);
+
+export class ForkService {
+  private readonly archives: DirectoryArchives;
+  constructor(private readonly deps: GatewayDeps) {
+    this.archives = new DirectoryArchives(deps.config.files.blobDir);
+  }
+
+  async preflight(userId: string, sourceId: string, profileId?: string) {
+    const source = await this.source(userId, sourceId);
+    const state = stateOf(source);
+    const profile = await this.profile(userId, profileId);
+    const sourceMcps = Object.keys(source.profile.mcp_servers ?? {});
+    const problem = await this.problem(source).catch((err: AppError) => err);
+    return {
+      source_session_id: source.id,
+      source_session_type: source.trigger === 'dr' ? 'api' : 'user',
+      source_status: state,
+      source_name: source.name,
+      source_lifetime_days: Math.floor((Date.parse(source.terminated_at ?? new Date().toISOString()) - Date.parse(source.created_at)) / 86_400_000),
+      default_fork_name: defaultName(source),
+      source_mcp_servers: sourceMcps,
+      missing_mcps: sourceMcps.filter((m) => !(m in (profile.mcp_servers ?? {}))),
+      is_forkable: problem === undefined,
+      is_forkable_reason: problem?.message ?? '',
+      history_available: (await conversationLength(this.deps.db, source.id)) > 0,
+    };
+  }
+
+  /** Records the fork (its conversation and archive copied in one transaction) and starts it; returns its row. */
+  async fork(userId: string, sourceId: string, req: ForkRequest): Promise<SessionRow> {
+    const { db, config, service } = this.deps;
+    const source = await this.source(userId, sourceId);
+    const problem = await this.problem(source);
+    if (problem) throw problem;
+    const profile = await this.profile(userId, req.profile_id);
+    const missing = Object.keys(source.profile.mcp_servers ?? {}).filter((m) => !(m in (profile.mcp_servers ?? {})));
+    const unacknowledged = missing.filter((m) => !(req.acknowledge_missing_tools ?? []).includes(m));
+    if (unacknowledged.length) {
+      throw new AppError(412, 'missing_mcps', `the source uses MCP servers the fork's profile lacks: ${unacknowledged.join(', ')}; acknowledge them in acknowledge_missing_tools`);
+    }
+    const credential = await latestCredential(db, userId, 'anthropic');
+    if (!credential) throw forbidden('no stored credentials for anthropic: POST /v1/auth/claude/apikey first');
+    if ((await countActiveSessions(db, { type: 'user', id: userId })) >= config.limits.maxConcurrentSessions) {
+      throw new AppError(429, 'session_limit', `maximum concurrent sessions (${config.limits.maxConcurrentSessions}) reached`);
+    }
+    const sessionId = randomUUID();
+    try {
+      await db.transaction(async (tx) => {
+        await service.record(tx, {
+          sessionId,
+          ownerType: 'user',
+          ownerId: userId,
+          trigger: 'user',
+          name: req.name ?? defaultName(source),
+          profile,
+          credentialId: credential.id,
+          initialPrompt: req.initial_prompt,
+        });
+        await recordFork(tx, { id: sessionId, sourceId: source.id });
+        if (source.archived_at) await markArchiveCopied(tx, sessionId, await this.archives.copy(source.id, sessionId));
+      });
+    } catch (err) {
+      if (err instanceof ArchiveMissingError) throw gone(`${err.message}: it was removed after the retention period`);
+      throw err;
+    }
+    await service.launch(sessionId);
+    return (await getSession(db, sessionId))!;
+  }
+
+  /** The caller's session; someone else's is "not found", an organization's needs a permission user tokens lack. */
+  private async source(userId: string, id: string): Promise<SessionRow> {
+    const s = await getSession(this.deps.db, id);
+    if (s && s.owner_type === 'org') {
+      throw forbidden('forking an organization-owned session needs the ai_agent.set permission on its organization, which user tokens here do not carry');
+    }
+    if (!s || s.owner_id !== userId) throw notFound('session not found');
+    // Retention (the reaper) removed its content: gone, not merely deleted by the user.
+    if ((s as SessionRow & { purged_at?: unknown }).purged_at) throw gone('the session is past its retention period: its conversation and workspace are gone');
+    if (s.deleted_at) throw notFound('session not found');
+    return s;
+  }
+
+  /** Why the source cannot be forked now, if it cannot. */
+  private async problem(s: SessionRow): Promise<AppError | undefined> {
+    const state = stateOf(s);
+    if (state !== 'dormant' && state !== 'ended') return conflict(`the session is ${state}: only a dormant or ended session can be forked`, 'not_forkable');
+    if (s.archived_at && !(await this.archives.has(s.id))) return gone('the session’s workspace archive is no longer available: it was removed after the retention period');
+    return undefined;
+  }
+
+  private async profile(userId: string, profileId?: string): Promise<SessionProfile> {
+    const { db, keyring } = this.deps;
+    const id = profileId ?? (await getDefaultProfileId(db, userId));
+    const base = id ? await fullProfile(db, keyring, userId, id) : {};
+    if (!base) throw badRequest('profile_id: no such profile');
+    try {
+      return parseProfile(base);
+    } catch (err) {
+      if (err instanceof ProfileError) throw badRequest(err.message);
+      throw err;
+    }
+  }
+}
+
+function stateOf(s: SessionRow): 'starting' | 'running' | 'dormant' | 'ended' {
+  if (s.status === 'ended') return 'ended';
+  return s.dormant_since ? 'dormant' : s.status;
+}
+
+const defaultName = (s: SessionRow) => `Fork of ${s.name ?? s.id}`;
