@@ -40,27 +40,13 @@ export async function createWorkers(deps: WorkerDeps): Promise<SessionWorkers> {
   const { config } = deps;
   const hostId = config.docker.hostId ?? os.hostname();
   const docker = deps.docker ?? new Docker();
-  const activities = createActivities({
-    db: deps.db,
-    sandboxes: new DockerSandboxes(docker),
-    config,
-    log: deps.log,
-    keyring: deps.keyring,
-    hostId,
-  });
+  const activityDeps = { db: deps.db, sandboxes: new DockerSandboxes(docker), config, log: deps.log, keyring: deps.keyring, hostId };
+  const activities = createActivities(activityDeps);
   // The reaper asks Temporal about session workflows and host queues over the worker's own connection.
   // One data converter for the workers and their client: every payload is encrypted (infra/payload-keys.ts).
   const dataConverter = temporalDataConverter(config, deps.keyring);
   const temporal = new Client({ connection: deps.connection, namespace: config.temporal.namespace, dataConverter });
-  const reaper = createReaperActivities({
-    db: deps.db,
-    sandboxes: new DockerSandboxes(docker),
-    config,
-    log: deps.log,
-    keyring: deps.keyring,
-    hostId,
-    temporal,
-  });
+  const reaper = createReaperActivities({ ...activityDeps, temporal });
   const common = {
     connection: deps.connection,
     namespace: config.temporal.namespace,
