@@ -1,6 +1,7 @@
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
-import { ARCHIVE_VOLUMES, ArchiveMissingError, DirectoryArchives, isOptional, type ArchiveVolume } from '../lib/archives';
+import { ARCHIVE_VOLUMES, ArchiveMissingError, isOptional, type ArchiveVolume } from '../lib/archives';
+import { archiveStoreFor } from '../lib/archive-store';
 import { markDormant } from '../store/hibernation';
 import { SandboxGoneError } from './docker-sandbox';
 import { withHeartbeat, type ActivityDeps } from './shared';
@@ -12,7 +13,7 @@ import { withHeartbeat, type ActivityDeps } from './shared';
  * container; markDormant on the shared queue.
  */
 export function createHibernationActivities({ db, sandboxes, config, log }: ActivityDeps) {
-  const archives = new DirectoryArchives(config.files.blobDir);
+  const archives = archiveStoreFor(config);
   const volumes = Object.entries(ARCHIVE_VOLUMES) as Array<[ArchiveVolume, string]>;
 
   /**

@@ -1,12 +1,10 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { reaperRemovals } from '../lib/metrics';
+import { archiveStoreFor } from '../lib/archive-store';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import {
-  archiveFilesOf,
   liveHosts,
   neverLaunchedGraceMs,
   sandboxesToReap,
@@ -44,6 +42,7 @@ const PURGE_BATCH = 200;
 
 /** The reaper's activities: thin over the store, Temporal and dockerode; decisions live in lib/reaper.ts. */
 export function createReaperActivities({ db, sandboxes, config, log, hostId, temporal: client }: ReaperDeps) {
+  const archiveStore = archiveStoreFor(config);
   const grace = neverLaunchedGraceMs({
     idempotencyWindowSeconds: config.limits.idempotencyWindowSeconds,
     maxTtlSeconds: config.periods.maxTtlSeconds,
@@ -129,23 +128,13 @@ export function createReaperActivities({ db, sandboxes, config, log, hostId, tem
 
     /** Removes the records and archives of sessions ended longer ago than the retention period. */
     async purgeExpiredSessions(): Promise<{ purged: number; archives: number }> {
-      const dir = path.join(config.files.blobDir, 'archives');
       let purged = 0;
       let archives = 0;
       for (;;) {
         const ids = await expiredSessions(db, config.reaper.retentionSeconds, PURGE_BATCH);
         if (ids.length === 0) break;
-        const names = await fs.promises.readdir(dir).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return [] as string[];
-          throw err;
-        });
-        // Files first: a crash before the rows are marked purged leaves them to the next run.
-        for (const id of ids) {
-          for (const name of archiveFilesOf(names, id)) {
-            await fs.promises.rm(path.join(dir, name), { force: true, recursive: true });
-            archives += 1;
-          }
-        }
+        // Archives first: a crash before the rows are marked purged leaves them to the next run.
+        for (const id of ids) archives += await archiveStore.remove(id);
         await purgeSessions(db, ids);
         purged += ids.length;
         Context.current().heartbeat();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ArchiveMissingError, DirectoryArchives } from '../lib/archives';
+import { ArchiveMissingError, type ArchiveStore } from '../lib/archives';
+import { archiveStoreFor } from '../lib/archive-store';
 import { parseProfile, ProfileError, type SessionProfile } from '../lib/profile';
 import { conversationLength, markArchiveCopied, recordFork } from '../store/hibernation';
 import { fullProfile, getDefaultProfileId } from '../store/profiles';
@@ -23,9 +24,9 @@ export interface ForkRequest {
 const gone = (message: string) => new AppError(410, 'gone', message);
 
 export class ForkService {
-  private readonly archives: DirectoryArchives;
+  private readonly archives: ArchiveStore;
   constructor(private readonly deps: GatewayDeps) {
-    this.archives = new DirectoryArchives(deps.config.files.blobDir);
+    this.archives = archiveStoreFor(deps.config);
   }
 
   async preflight(userId: string, sourceId: string, profileId?: string) {

@@ -6,8 +6,8 @@ import { pipeline } from 'node:stream/promises';
 
 /**
  * Where hibernated sessions' workspaces rest: one tar per sandbox volume,
- * named after the session. Behind this small interface so an S3-compatible
- * bucket can take the directory's place; only the directory exists today.
+ * named after the session: files in a directory, or objects in an
+ * S3-compatible bucket (lib/s3-archives.ts); lib/archive-store.ts picks one.
  */
 export interface ArchiveStore {
   /** Stores the stream as the session's archive of that volume, whole or not at all; returns its size. */
@@ -18,6 +18,8 @@ export interface ArchiveStore {
   has(sessionId: string, volume?: ArchiveVolume): Promise<boolean>;
   /** Makes `to`'s archives a copy of `from`'s (a fork), whole or not at all. */
   copy(from: string, to: string): Promise<number>;
+  /** Deletes the session's archives (after retention); returns how many there were, 0 once gone. */
+  remove(sessionId: string): Promise<number>;
 }
 
 /**
@@ -26,11 +28,21 @@ export interface ArchiveStore {
  */
 export const ARCHIVE_VOLUMES = { workspace: '/workspace', venv: '/opt/venv' } as const;
 export type ArchiveVolume = keyof typeof ARCHIVE_VOLUMES;
-const volumes = Object.keys(ARCHIVE_VOLUMES) as ArchiveVolume[];
+export const archiveVolumes = Object.keys(ARCHIVE_VOLUMES) as ArchiveVolume[];
 export const isOptional = (volume: ArchiveVolume) => volume === 'venv';
 
 export class ArchiveMissingError extends Error {
   override name = 'ArchiveMissingError';
+}
+
+/** `<sessionId>.<volume>.tar`. Session ids become file names and object keys: nothing that could climb out of the directory or prefix. */
+export function archiveName(sessionId: string, volume: ArchiveVolume): string {
+  return `${checkedSessionId(sessionId)}.${volume}.tar`;
+}
+
+export function checkedSessionId(sessionId: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(sessionId)) throw new Error(`not a session id: ${JSON.stringify(sessionId)}`);
+  return sessionId;
 }
 
 /** Archives as files in `<BLOB_DIR>/archives` (the reaper removes them after retention). */
@@ -41,9 +53,7 @@ export class DirectoryArchives implements ArchiveStore {
   }
 
   file(sessionId: string, volume: ArchiveVolume): string {
-    // Session ids become file names: nothing that could climb out of the directory.
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(sessionId)) throw new Error(`not a session id: ${JSON.stringify(sessionId)}`);
-    return path.join(this.dir, `${sessionId}.${volume}.tar`);
+    return path.join(this.dir, archiveName(sessionId, volume));
   }
 
   async write(sessionId: string, volume: ArchiveVolume, tar: Readable): Promise<number> {
@@ -74,7 +84,7 @@ export class DirectoryArchives implements ArchiveStore {
 
   async copy(from: string, to: string): Promise<number> {
     let bytes = 0;
-    for (const v of volumes) {
+    for (const v of archiveVolumes) {
       const source = this.file(from, v);
       const target = this.file(to, v);
       const part = await this.partFor(target);
@@ -93,6 +103,18 @@ export class DirectoryArchives implements ArchiveStore {
       }
     }
     return bytes;
+  }
+
+  async remove(sessionId: string): Promise<number> {
+    const prefix = `${checkedSessionId(sessionId)}.`;
+    const names = await fs.promises.readdir(this.dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
+    // The volumes' archives, and any `.part` a write left behind when its process died.
+    const mine = names.filter((n) => n.startsWith(prefix));
+    for (const name of mine) await fs.promises.rm(path.join(this.dir, name), { force: true, recursive: true });
+    return mine.length;
   }
 
   private async partFor(target: string): Promise<string> {

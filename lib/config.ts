@@ -159,6 +159,20 @@ const EnvSchema = z.object({
   /** The reaper: how often it runs, and how long ended sessions' records and archives are kept. */
   REAPER_PERIOD_SECONDS: seconds(60),
   SESSION_RETENTION_SECONDS: seconds(30 * 86400),
+  /** Hibernation archives in an S3-compatible bucket instead of <BLOB_DIR>/archives; credentials default to the SDK's chain. */
+  ARCHIVE_S3_BUCKET: optionalString,
+  ARCHIVE_S3_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]/.test(v), { message: 'must be an http:// or https:// URL' }),
+  ARCHIVE_S3_REGION: z.string().min(1).default('us-east-1'),
+  ARCHIVE_S3_PREFIX: z.string().refine((v) => !v.startsWith('/'), { message: 'must not start with /' }).default('archives/'),
+  ARCHIVE_S3_FORCE_PATH_STYLE: flag(false),
+  ARCHIVE_S3_ACCESS_KEY_ID: optionalString,
+  ARCHIVE_S3_SECRET_ACCESS_KEY: optionalString,
+}).superRefine((env, ctx) => {
+  // Messages name the variables, never their values.
+  if ((env.ARCHIVE_S3_ACCESS_KEY_ID === undefined) !== (env.ARCHIVE_S3_SECRET_ACCESS_KEY === undefined)) {
+    const missing = env.ARCHIVE_S3_ACCESS_KEY_ID === undefined ? 'ARCHIVE_S3_ACCESS_KEY_ID' : 'ARCHIVE_S3_SECRET_ACCESS_KEY';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'set both ARCHIVE_S3_ACCESS_KEY_ID and ARCHIVE_S3_SECRET_ACCESS_KEY, or neither' });
+  }
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -301,6 +315,19 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
     reaper: {
       periodSeconds: env.REAPER_PERIOD_SECONDS,
       retentionSeconds: env.SESSION_RETENTION_SECONDS,
+    },
+    archives: {
+      /** Set when ARCHIVE_S3_BUCKET is; otherwise archives are files in <BLOB_DIR>/archives. */
+      s3: env.ARCHIVE_S3_BUCKET === undefined ? undefined : {
+        bucket: env.ARCHIVE_S3_BUCKET,
+        endpoint: env.ARCHIVE_S3_ENDPOINT,
+        region: env.ARCHIVE_S3_REGION,
+        prefix: env.ARCHIVE_S3_PREFIX,
+        forcePathStyle: env.ARCHIVE_S3_FORCE_PATH_STYLE,
+        credentials: env.ARCHIVE_S3_ACCESS_KEY_ID && env.ARCHIVE_S3_SECRET_ACCESS_KEY
+          ? { accessKeyId: env.ARCHIVE_S3_ACCESS_KEY_ID, secretAccessKey: env.ARCHIVE_S3_SECRET_ACCESS_KEY }
+          : undefined,
+      },
     },
   };
 }

@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 
 /** Field names whose values are never written to a log line, wherever they appear. */
-const SECRET_FIELDS = ['apiKey', 'api_key', 'secret', 'authToken', 'authorization', 'token', 'password', 'x-api-key'];
+const SECRET_FIELDS = ['apiKey', 'api_key', 'secret', 'authToken', 'authorization', 'token', 'password', 'x-api-key', 'secretAccessKey'];
 
 export function createLogger(level: string, name = 'ai-sessions'): Logger {
   return pino({

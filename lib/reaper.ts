@@ -1,7 +1,7 @@
 /**
  * The reaper's decisions, kept pure so every case is a table row in a test:
  * which unfinished sessions are over, which sandboxes on a host to remove,
- * which hosts to sweep, which archive files belong to a session.
+ * which hosts to sweep.
  */
 
 /** What Temporal says about a session's workflow (the latest run of its id). */
@@ -95,11 +95,6 @@ export interface HostPollers {
  */
 export function liveHosts(hosts: HostPollers[], nowMs: number, maxSilenceMs: number): HostPollers[] {
   return hosts.filter((h) => h.lastPollAt !== undefined && nowMs - Date.parse(h.lastPollAt) <= maxSilenceMs);
-}
-
-/** A session's files in the archive directory: `<sessionId>.<anything>` (see lib/archives.ts). */
-export function archiveFilesOf(names: readonly string[], sessionId: string): string[] {
-  return names.filter((n) => n.startsWith(`${sessionId}.`));
 }
 
 /** What one reaper run did, for logs and metrics. */

@@ -5,6 +5,7 @@
 #   2. Temporal CLI       (skipped when TEMPORAL_ADDRESS names an existing server)
 #   3. debian:bookworm-slim, the runner's base image (pulled, or built locally)
 #   4. docker-compose     (only with SETUP_COMPOSE=1 or --with-compose; CI uses it)
+#   5. moto S3 server     (only with SETUP_TEST_TOOLS=1 or --with-test-tools; the tests use it)
 # The runner image itself is built by the application when it is missing.
 set -euo pipefail
 
@@ -15,7 +16,8 @@ DOCKERD_LOG="/var/log/ai-sessions-dockerd.log"
 for arg in "$@"; do
   case "$arg" in
     --with-compose) SETUP_COMPOSE=1 ;;
-    -h|--help) sed -n 's/^# \{0,1\}//; 2,8p' "$0"; exit 0 ;;
+    --with-test-tools) SETUP_TEST_TOOLS=1 ;;
+    -h|--help) sed -n 's/^# \{0,1\}//; 2,9p' "$0"; exit 0 ;;
     *) echo "setup-host: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -154,8 +156,31 @@ setup_compose() {
   apt_install docker-compose
 }
 
+# The S3 archive tests run against a real S3-compatible server: moto's, from PyPI,
+# in a venv of its own under the (gitignored) .tools directory.
+MOTO_VENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/moto"
+setup_test_tools() {
+  if [ "${SETUP_TEST_TOOLS:-0}" != "1" ]; then
+    return
+  fi
+  if [ -x "$MOTO_VENV/bin/moto_server" ] && "$MOTO_VENV/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+    log "Test tools: moto_server is installed"
+    return
+  fi
+  have python3 || apt_install python3
+  if ! python3 -m venv "$MOTO_VENV" >/dev/null 2>&1; then
+    # Debian's python3 ships venv's pip bootstrap separately.
+    apt_install python3-venv
+    python3 -m venv "$MOTO_VENV"
+  fi
+  log "Test tools: pip install moto[server] into $MOTO_VENV"
+  "$MOTO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+  log "Test tools: moto_server installed"
+}
+
 setup_docker
 setup_temporal_cli
 setup_base_image
 setup_compose
+setup_test_tools
 log "done"

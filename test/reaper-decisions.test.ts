@@ -1,5 +1,4 @@
 import {
-  archiveFilesOf,
   liveHosts,
   neverLaunchedGraceMs,
   sandboxesToReap,
@@ -83,21 +82,6 @@ describe('which hosts are swept', () => {
     ['never polled', undefined, false],
   ])('%s', (_name, lastPollAt, live) => {
     expect(liveHosts([{ hostId: 'h', taskQueue: 'q.sandbox.h', lastPollAt }], NOW, 120_000)).toHaveLength(live ? 1 : 0);
-  });
-});
-
-describe("a session's archive files", () => {
-  const id = '0b9c7a9e-3f1e-4c43-9a43-8a4f2f0d5e11';
-  it.each<[string, boolean]>([
-    [`${id}.workspace.tar`, true],
-    [`${id}.venv.tar`, true],
-    [`${id}.venv.tar.a1b2c3.part`, true],
-    [`${id}`, false],
-    [`dbq_${id}-s.workspace.tar`, false],
-    [`${id}-s.workspace.tar`, false],
-    ['other.workspace.tar', false],
-  ])('%s → %s', (name, mine) => {
-    expect(archiveFilesOf([name], id)).toEqual(mine ? [name] : []);
   });
 });
 
