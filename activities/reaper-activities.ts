@@ -7,6 +7,7 @@ import { temporal } from '@temporalio/proto';
 import {
   liveHosts,
   neverLaunchedGraceMs,
+  runningIds,
   sandboxesToReap,
   sessionVerdict,
   type HostSandbox,
@@ -39,6 +40,10 @@ const HOST_SILENCE_MS = 2 * 60_000;
 const HOST_FORGET_SECONDS = 7 * 86400;
 const DESCRIBE_CONCURRENCY = 8;
 const PURGE_BATCH = 200;
+/** Workflow ids per visibility query: keeps the query string a few kB. */
+const LIST_BATCH = 100;
+/** Ids safe to quote in a visibility query; any other is simply described. */
+const LISTABLE_ID = /^[\w.:-]+$/;
 
 /** The reaper's activities: thin over the store, Temporal and dockerode; decisions live in lib/reaper.ts. */
 export function createReaperActivities({ db, sandboxes, config, log, hostId, temporal: client }: ReaperDeps) {
@@ -60,15 +65,43 @@ export function createReaperActivities({ db, sandboxes, config, log, hostId, tem
     }
   }
 
+  /**
+   * The workflow ids among these that have a running run, by one visibility
+   * query per batch instead of one describe per session. A failed query
+   * settles nothing: its ids are described one by one.
+   */
+  async function listedRunning(workflowIds: string[]): Promise<Set<string>> {
+    const running = new Set<string>();
+    const listable = workflowIds.filter((id) => LISTABLE_ID.test(id));
+    for (let i = 0; i < listable.length; i += LIST_BATCH) {
+      const batch = listable.slice(i, i + LIST_BATCH);
+      const runs: Array<{ workflowId: string; status: string }> = [];
+      try {
+        const query = `ExecutionStatus = 'Running' AND WorkflowId IN (${batch.map((id) => `'${id}'`).join(', ')})`;
+        for await (const w of client.workflow.list({ query })) runs.push({ workflowId: w.workflowId, status: w.status.name });
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'reaper: listing session workflows failed; describing each');
+        continue;
+      }
+      for (const id of runningIds(runs)) running.add(id);
+      Context.current().heartbeat();
+    }
+    return running;
+  }
+
   return {
     /**
      * Ends, in the store, every open session whose workflow is gone: closed
      * without ending it (terminated from the UI or CLI, failed, timed out) or
      * no longer there. Temporal is asked before the store, so a workflow that
-     * ends its session normally is never taken for an abandoned one.
+     * ends its session normally is never taken for an abandoned one. A
+     * visibility list settles the running ones (most, dormant included);
+     * only the rest are described, so a verdict to end always rests on describe.
      */
-    async endAbandonedSessions(): Promise<{ ended: string[] }> {
-      const open = await openSessions(db);
+    async endAbandonedSessions(): Promise<{ ended: string[]; described: number }> {
+      const all = await openSessions(db);
+      const running = await listedRunning(all.map((s) => sessionWorkflowId(s.id)));
+      const open = all.filter((s) => !running.has(sessionWorkflowId(s.id)));
       const ended: string[] = [];
       let next = 0;
       const worker = async () => {
@@ -78,21 +111,28 @@ export function createReaperActivities({ db, sandboxes, config, log, hostId, tem
           const verdict = sessionVerdict(s, wf, Date.now(), grace);
           Context.current().heartbeat();
           if (verdict.action !== 'end') continue;
-          if (!(await endAbandonedSession(db, s.id, verdict.message))) continue;
-          if (verdict.billUntil) await recordFinalPeriods(db, s.id, verdict.billUntil, config.periods.billingSeconds);
+          if (!(await endAbandonedSession(db, s.id, verdict))) continue;
+          if (verdict.billUntil) {
+            await recordFinalPeriods(db, s.id, {
+              until: verdict.billUntil,
+              defaultPeriodSeconds: config.periods.billingSeconds,
+              pricePerMinuteUsd: config.pricing.runtimePerMinuteUsd,
+            });
+          }
           ended.push(s.id);
           log.warn({ sessionId: s.id, workflow: wf.kind === 'closed' ? wf.status : wf.kind }, 'reaper ended an abandoned session');
         }
       };
       await Promise.all(Array.from({ length: DESCRIBE_CONCURRENCY }, worker));
-      return { ended };
+      return { ended, described: open.length };
     },
 
     /** The registered hosts whose queue a worker is polling now: the ones a sweep can reach. */
     async reachableDockerHosts(): Promise<Array<{ hostId: string; taskQueue: string }>> {
       await forgetDockerHosts(db, HOST_FORGET_SECONDS);
       const hosts = await dockerHosts(db);
-      const polled = await Promise.all(
+      // One host Temporal cannot describe is taken as unreachable; the others are still swept.
+      const settled = await Promise.allSettled(
         hosts.map(async (h) => {
           const r = await client.workflowService.describeTaskQueue({
             namespace: config.temporal.namespace,
@@ -103,6 +143,11 @@ export function createReaperActivities({ db, sandboxes, config, log, hostId, tem
           return { ...h, lastPollAt: last > 0 ? new Date(last).toISOString() : undefined };
         }),
       );
+      const polled = settled.flatMap((r, i) => {
+        if (r.status === 'fulfilled') return [r.value];
+        log.warn({ hostId: hosts[i].hostId, taskQueue: hosts[i].taskQueue, err: (r.reason as Error)?.message }, 'reaper: could not describe a host queue; not sweeping it');
+        return [];
+      });
       return liveHosts(polled, Date.now(), HOST_SILENCE_MS).map(({ hostId: id, taskQueue }) => ({ hostId: id, taskQueue }));
     },
 
@@ -135,7 +180,7 @@ export function createReaperActivities({ db, sandboxes, config, log, hostId, tem
         if (ids.length === 0) break;
         // Archives first: a crash before the rows are marked purged leaves them to the next run.
         for (const id of ids) archives += await archiveStore.remove(id);
-        await purgeSessions(db, ids);
+        await purgeSessions(db, ids, config.reaper.retentionSeconds);
         purged += ids.length;
         Context.current().heartbeat();
       }
@@ -145,7 +190,8 @@ export function createReaperActivities({ db, sandboxes, config, log, hostId, tem
     /** One line per run, and the place a metrics counter hooks in. */
     async reportReaperRun(report: ReaperReport): Promise<void> {
       const acted = report.sessionsEnded + report.sandboxesRemoved + report.volumesRemoved + report.sessionsPurged + report.archivesRemoved;
-      if (acted > 0 || report.hostsFailed.length > 0) log.info(report, 'reaper run');
+      if (report.stepsFailed?.length) log.warn(report, 'reaper run');
+      else if (acted > 0 || report.hostsFailed.length > 0) log.info(report, 'reaper run');
       else log.debug(report, 'reaper run');
       reaperRemovals.inc({ kind: 'session_ended' }, report.sessionsEnded);
       reaperRemovals.inc({ kind: 'container' }, report.sandboxesRemoved);

@@ -17,7 +17,10 @@ export interface OpenSession {
   startedAt: string | null;
 }
 
-export type SessionVerdict = { action: 'keep' } | { action: 'end'; message: string; billUntil?: string };
+/** Why the reaper ended a session: a short code for the audit trail. */
+export type ReapReason = 'workflow_terminated' | 'workflow_timed_out' | 'workflow_failed' | 'workflow_closed' | 'workflow_gone' | 'never_started';
+
+export type SessionVerdict = { action: 'keep' } | { action: 'end'; reason: ReapReason; message: string; billUntil?: string };
 
 /** Only RUNNING (and PAUSED, where servers have it) runs can still end the session themselves. */
 const OPEN_STATUSES = new Set(['RUNNING', 'PAUSED', 'UNSPECIFIED', 'UNKNOWN']);
@@ -25,16 +28,19 @@ export const isOpenStatus = (status: string) => OPEN_STATUSES.has(status);
 
 export const TERMINATED_MESSAGE = "the session's workflow was terminated outside the platform; its sandbox was reclaimed";
 
-function closedMessage(status: string): string {
+function closedVerdict(status: string): { reason: ReapReason; message: string } {
   switch (status) {
     case 'TERMINATED':
-      return TERMINATED_MESSAGE;
+      return { reason: 'workflow_terminated', message: TERMINATED_MESSAGE };
     case 'TIMED_OUT':
-      return "the session's workflow timed out before it could clean up; its sandbox was reclaimed";
+      return { reason: 'workflow_timed_out', message: "the session's workflow timed out before it could clean up; its sandbox was reclaimed" };
     case 'FAILED':
-      return "the session's workflow failed before it could clean up; its sandbox was reclaimed";
+      return { reason: 'workflow_failed', message: "the session's workflow failed before it could clean up; its sandbox was reclaimed" };
     default:
-      return `the session's workflow closed (${status.toLowerCase()}) without ending the session; its sandbox was reclaimed`;
+      return {
+        reason: 'workflow_closed',
+        message: `the session's workflow closed (${status.toLowerCase()}) without ending the session; its sandbox was reclaimed`,
+      };
   }
 }
 
@@ -50,13 +56,32 @@ export function sessionVerdict(s: OpenSession, wf: WorkflowState, nowMs: number,
   if (wf.kind === 'running') return { action: 'keep' };
   if (wf.kind === 'closed') {
     if (isOpenStatus(wf.status)) return { action: 'keep' };
-    return { action: 'end', message: closedMessage(wf.status), billUntil: wf.closedAt };
+    return { action: 'end', ...closedVerdict(wf.status), billUntil: wf.closedAt };
   }
-  if (s.startedAt) return { action: 'end', message: "the session's workflow no longer exists; its sandbox was reclaimed" };
+  if (s.startedAt) return { action: 'end', reason: 'workflow_gone', message: "the session's workflow no longer exists; its sandbox was reclaimed" };
   if (nowMs - Date.parse(s.createdAt) > neverLaunchedGraceMs) {
-    return { action: 'end', message: "the session's workflow never started" };
+    return { action: 'end', reason: 'never_started', message: "the session's workflow never started" };
   }
   return { action: 'keep' };
+}
+
+/** One run of a workflow id as a visibility list reports it. */
+export interface ListedRun {
+  workflowId: string;
+  status: string;
+}
+
+/**
+ * The workflow ids a visibility list shows with a run that can still end its
+ * session (a continued-as-new chain shows its closed runs too). Only these are
+ * settled by the list: for every other id the caller asks Temporal directly,
+ * since a list lags and a closed run may have a newer one (a reset, a
+ * continue-as-new) it does not show yet.
+ */
+export function runningIds(runs: Iterable<ListedRun>): Set<string> {
+  const ids = new Set<string>();
+  for (const r of runs) if (isOpenStatus(r.status)) ids.add(r.workflowId);
+  return ids;
 }
 
 /** How long a recorded session may wait for its workflow: a D&R duplicate or a debounce queue can still start it. */
@@ -106,4 +131,6 @@ export interface ReaperReport {
   volumesRemoved: number;
   sessionsPurged: number;
   archivesRemoved: number;
+  /** Steps that failed this run (the others still ran): 'endAbandonedSessions', 'reachableDockerHosts', 'purgeExpiredSessions'. */
+  stepsFailed?: string[];
 }

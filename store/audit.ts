@@ -13,14 +13,20 @@ export const AUDIT_ACTIONS = [
   'hive.delete',
   'rule.delete',
   'output.delete',
+  // The platform's own actions (actor type 'system').
+  'session.reaped',
+  'session.purged',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
-export type ActorType = 'user' | 'org' | 'admin';
+export type ActorType = 'user' | 'org' | 'admin' | 'system';
 export interface Actor {
   type: ActorType;
   id: string;
 }
+
+/** The reaper: it ends abandoned sessions and purges expired ones. */
+export const REAPER_ACTOR: Actor = { type: 'system', id: 'reaper' };
 
 export interface AuditEntry {
   actor: Actor;

@@ -1,4 +1,5 @@
 import type { Db } from './db';
+import { recordAudit, REAPER_ACTOR } from './audit';
 import { appendEvent } from './events';
 import { recordBillingPeriods } from './metering';
 import { markEnded } from './sessions';
@@ -44,43 +45,97 @@ export async function sessionStatuses(db: Db, ids: string[]): Promise<Map<string
   return new Map(rows.map((r) => [r.id, r.status]));
 }
 
+/** The organization a session's audit entries concern: its org, or the org that owns it. */
+const SESSION_ORG = `COALESCE(org_id, CASE WHEN owner_type = 'org' THEN owner_id END)`;
+
 /**
  * Ends a session whose workflow can no longer do it, as the workflow's own
  * endSession would: the same events under the same keys, so a retry (or an
  * endSession still finishing on some worker) writes nothing twice. The events
  * come before the status, so a crash in between leaves the session open and
- * the next run completes it.
+ * the next run completes it. The status and its audit entry commit together.
  */
-export async function endAbandonedSession(db: Db, sessionId: string, message: string): Promise<boolean> {
+export async function endAbandonedSession(db: Db, sessionId: string, end: { message: string; reason: string }): Promise<boolean> {
   const { rows } = await db.query<{ status: string }>('SELECT status FROM sessions WHERE id = $1', [sessionId]);
   if (!rows[0] || rows[0].status === 'ended') return false;
+  const { message } = end;
   await appendEvent(db, { sessionId, key: 'session-error', type: 'session_error', payload: { error: message, details: 'end reason: failed' } });
   await appendEvent(db, { sessionId, key: 'session-end', type: 'session_end', payload: { reason: 'failed', exit_code: 1 } });
-  await markEnded(db, sessionId, { reason: 'failed', exitCode: 1, errorMessage: message });
-  return true;
+  return db.transaction(async (tx) => {
+    const { rows: locked } = await tx.query<{ status: string; org_id: string | null }>(
+      `SELECT status, ${SESSION_ORG} AS org_id FROM sessions WHERE id = $1 FOR UPDATE`,
+      [sessionId],
+    );
+    if (!locked[0] || locked[0].status === 'ended') return false;
+    await markEnded(tx, sessionId, { reason: 'failed', exitCode: 1, errorMessage: message });
+    await recordAudit(tx, {
+      actor: REAPER_ACTOR,
+      action: 'session.reaped',
+      target: { type: 'session', id: sessionId },
+      orgId: locked[0].org_id,
+      details: { reason: end.reason },
+    });
+    return true;
+  });
 }
 
 /**
- * Records every billing period the sandbox started before `until` (when the
- * workflow closed). The origin is the sandbox's creation time as the periods
- * already recorded say it, else the time the session started running.
+ * Records the billing periods the session's last sandbox started before
+ * `until` (when its workflow closed) and that the workflow did not record.
+ * They continue from the latest recorded period: a resumed session's sandbox
+ * numbers its periods on from the previous one's, so only the latest row
+ * dates the current numbering. Nothing is recorded for a dormant session
+ * (hibernation settled its sandbox's periods), nor when the latest period
+ * predates the newest archive: then the sandbox that resumed the session
+ * recorded no period yet and its start is unknown; charging from the old
+ * numbering would bill the dormant time.
  */
-export async function recordFinalPeriods(db: Db, sessionId: string, until: string, defaultPeriodSeconds: number): Promise<number> {
-  const { rows } = await db.query<{ origin: Date | string | null; period_seconds: number | null }>(
-    `SELECT COALESCE(
-              (SELECT period_start - make_interval(secs => period_index * period_seconds) FROM billing_periods
-                WHERE session_id = $1 ORDER BY period_index LIMIT 1),
-              s.started_at) AS origin,
-            (SELECT period_seconds FROM billing_periods WHERE session_id = $1 ORDER BY period_index LIMIT 1) AS period_seconds
-       FROM sessions s WHERE s.id = $1`,
+export async function recordFinalPeriods(
+  db: Db,
+  sessionId: string,
+  p: { until: string; defaultPeriodSeconds: number; pricePerMinuteUsd: number },
+): Promise<number> {
+  const { rows } = await db.query<{
+    started_at: Date | string | null;
+    dormant_since: Date | string | null;
+    archived_at: Date | string | null;
+    period_index: number | null;
+    period_start: Date | string | null;
+    period_seconds: number | null;
+  }>(
+    `SELECT s.started_at, s.dormant_since, s.archived_at, b.period_index, b.period_start, b.period_seconds
+       FROM sessions s
+       LEFT JOIN LATERAL (SELECT period_index, period_start, period_seconds FROM billing_periods
+                           WHERE session_id = s.id ORDER BY period_index DESC LIMIT 1) b ON true
+      WHERE s.id = $1`,
     [sessionId],
   );
-  const origin = rows[0]?.origin;
-  if (!origin) return 0;
-  const periodSeconds = Number(rows[0].period_seconds ?? defaultPeriodSeconds);
-  const originIso = new Date(origin).toISOString();
-  const last = Math.floor((Date.parse(until) - Date.parse(originIso)) / (periodSeconds * 1000));
-  return recordBillingPeriods(db, { sessionId, sandboxStartedAt: originIso, periodSeconds, fromIndex: 0, toIndex: last });
+  const r = rows[0];
+  if (!r || r.dormant_since !== null) return 0;
+  let origin: number;
+  let fromIndex: number;
+  let periodSeconds: number;
+  if (r.period_index !== null && r.period_start !== null) {
+    const latestStart = new Date(r.period_start).getTime();
+    if (r.archived_at !== null && new Date(r.archived_at).getTime() >= latestStart) return 0;
+    periodSeconds = Number(r.period_seconds);
+    fromIndex = Number(r.period_index) + 1;
+    origin = latestStart - Number(r.period_index) * periodSeconds * 1000;
+  } else {
+    if (r.started_at === null) return 0;
+    periodSeconds = p.defaultPeriodSeconds;
+    fromIndex = 0;
+    origin = new Date(r.started_at).getTime();
+  }
+  const last = Math.floor((Date.parse(p.until) - origin) / (periodSeconds * 1000));
+  return recordBillingPeriods(db, {
+    sessionId,
+    sandboxStartedAt: new Date(origin).toISOString(),
+    periodSeconds,
+    fromIndex,
+    toIndex: last,
+    pricePerMinuteUsd: p.pricePerMinuteUsd,
+  });
 }
 
 /** Ended sessions past retention whose content is still there, oldest first. */
@@ -97,14 +152,28 @@ export async function expiredSessions(db: Db, retentionSeconds: number, limit: n
 
 /**
  * Deletes what expired sessions hold (events, conversation, stored text,
- * secrets, tool lists) and marks them deleted and purged. The row stays with
- * its billing periods and model usage: they are the platform's accounting.
+ * secrets, tool lists) and marks them deleted and purged, each with an audit
+ * entry. The row stays with its billing periods and model usage: they are the
+ * platform's accounting.
  */
-export async function purgeSessions(db: Db, ids: string[]): Promise<void> {
+export async function purgeSessions(db: Db, ids: string[], retentionSeconds: number): Promise<void> {
   if (ids.length === 0) return;
   await db.transaction(async (tx) => {
     await purgeSessionContent(tx, 'id = ANY($1::text[])', [ids]);
     await tx.query('DELETE FROM session_mcp_tools WHERE session_id = ANY($1::text[])', [ids]);
-    await tx.query('UPDATE sessions SET purged_at = now() WHERE id = ANY($1::text[])', [ids]);
+    // Only rows not purged yet: a retried batch records no second entry.
+    const { rows } = await tx.query<{ id: string; org_id: string | null }>(
+      `UPDATE sessions SET purged_at = now() WHERE id = ANY($1::text[]) AND purged_at IS NULL RETURNING id, ${SESSION_ORG} AS org_id`,
+      [ids],
+    );
+    for (const r of rows) {
+      await recordAudit(tx, {
+        actor: REAPER_ACTOR,
+        action: 'session.purged',
+        target: { type: 'session', id: r.id },
+        orgId: r.org_id,
+        details: { retention_seconds: retentionSeconds },
+      });
+    }
   });
 }

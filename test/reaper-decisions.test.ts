@@ -1,6 +1,7 @@
 import {
   liveHosts,
   neverLaunchedGraceMs,
+  runningIds,
   sandboxesToReap,
   sessionVerdict,
   TERMINATED_MESSAGE,
@@ -38,6 +39,17 @@ describe('which unfinished sessions are over', () => {
     if (v.action === 'end') expect(v.message).toContain(message);
   });
 
+  it.each<[string, OpenSession, WorkflowState, string]>([
+    ['terminated', started, closed('TERMINATED'), 'workflow_terminated'],
+    ['timed out', started, closed('TIMED_OUT'), 'workflow_timed_out'],
+    ['failed', started, closed('FAILED'), 'workflow_failed'],
+    ['completed', started, closed('COMPLETED'), 'workflow_closed'],
+    ['history purged', started, { kind: 'not_found' }, 'workflow_gone'],
+    ['never launched', oldNeverStarted, { kind: 'not_found' }, 'never_started'],
+  ])('gives the audit trail a reason code: %s → %s', (_name, session, wf, reason) => {
+    expect(sessionVerdict(session, wf, NOW, GRACE)).toMatchObject({ action: 'end', reason });
+  });
+
   it('bills a closed workflow up to its close time, a purged one not at all', () => {
     expect(sessionVerdict(started, closed('TERMINATED'), NOW, GRACE)).toMatchObject({ billUntil: ago(5000) });
     expect(sessionVerdict(started, { kind: 'not_found' }, NOW, GRACE)).not.toHaveProperty('billUntil');
@@ -46,6 +58,19 @@ describe('which unfinished sessions are over', () => {
   it('waits for a never-launched session as long as a D&R duplicate or a debounce queue could launch it', () => {
     expect(neverLaunchedGraceMs({ idempotencyWindowSeconds: 86400, maxTtlSeconds: 3600, startupTimeoutSeconds: 120 })).toBe(86520_000);
     expect(neverLaunchedGraceMs({ idempotencyWindowSeconds: 5, maxTtlSeconds: 86400, startupTimeoutSeconds: 60 })).toBe(86460_000);
+  });
+});
+
+describe('which sessions a visibility list settles without a describe', () => {
+  it.each<[string, Array<[string, string]>, string[]]>([
+    ['a running run', [['session-a', 'RUNNING']], ['session-a']],
+    ['a continued-as-new chain: closed runs and the running one', [['session-a', 'CONTINUED_AS_NEW'], ['session-a', 'RUNNING']], ['session-a']],
+    ['a chain whose new run the list does not show yet', [['session-a', 'CONTINUED_AS_NEW']], []],
+    ['a terminated run (a reset may have a newer one): described', [['session-a', 'TERMINATED']], []],
+    ['a completed run', [['session-a', 'COMPLETED']], []],
+    ['nothing listed', [], []],
+  ])('%s', (_name, runs, running) => {
+    expect([...runningIds(runs.map(([workflowId, status]) => ({ workflowId, status })))]).toEqual(running);
   });
 });
 

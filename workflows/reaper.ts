@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { isCancellation, patched, proxyActivities } from '@temporalio/workflow';
 import type { SessionActivities } from '../activities';
 import type { ReaperActivities } from '../activities/reaper-activities';
 import type { ReaperReport } from '../lib/reaper';
@@ -24,13 +24,28 @@ const onHost = (taskQueue: string) =>
 /**
  * One reaper run, started by the reaper schedule (overlaps skipped): end the
  * sessions whose workflow is gone, sweep every reachable Docker host for
- * sandboxes of ended sessions, then purge what is past retention.
+ * sandboxes of ended sessions, then purge what is past retention. A step that
+ * fails is reported and the later ones still run: retention must not wait on
+ * a broken host or a Temporal hiccup.
  */
 export async function reaperWorkflow(_input: ReaperInput): Promise<ReaperReport> {
-  const { ended } = await acts.endAbandonedSessions();
-  const hosts = await acts.reachableDockerHosts();
+  // Runs recorded before this patch failed on a step's failure; replaying them must do the same.
+  const tolerant = patched('reaper-step-failures');
+  const stepsFailed: string[] = [];
+  async function step<T>(name: string, fallback: T, fn: () => Promise<T>): Promise<T> {
+    if (!tolerant) return fn();
+    try {
+      return await fn();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      stepsFailed.push(name);
+      return fallback;
+    }
+  }
+  const { ended } = await step('endAbandonedSessions', { ended: [] as string[], described: 0 }, () => acts.endAbandonedSessions());
+  const hosts = await step('reachableDockerHosts', [] as Array<{ hostId: string; taskQueue: string }>, () => acts.reachableDockerHosts());
   const sweeps = await Promise.allSettled(hosts.map((h) => sweepHost(h.taskQueue)));
-  const { purged, archives } = await acts.purgeExpiredSessions();
+  const { purged, archives } = await step('purgeExpiredSessions', { purged: 0, archives: 0 }, () => acts.purgeExpiredSessions());
   const report: ReaperReport = {
     sessionsEnded: ended.length,
     hostsSwept: sweeps.filter((s) => s.status === 'fulfilled').length,
@@ -39,6 +54,7 @@ export async function reaperWorkflow(_input: ReaperInput): Promise<ReaperReport>
     volumesRemoved: 0,
     sessionsPurged: purged,
     archivesRemoved: archives,
+    stepsFailed,
   };
   for (const s of sweeps) {
     if (s.status !== 'fulfilled') continue;
