@@ -1,7 +1,7 @@
 import { Gauge, Registry } from 'prom-client';
 import type { Db } from '../store/db';
+import { countSessionsByState } from '../store/sessions';
 
-const STATES = ['starting', 'running', 'ended'] as const;
 const WAITING = { waiting_approval: 'approval', waiting_answer: 'question' } as const;
 
 /**
@@ -13,16 +13,11 @@ export function gatewayRegistry(p: { db: Db; wsClients: () => number }): Registr
   const registry = new Registry();
   new Gauge({
     name: 'ai_sessions_sessions',
-    help: 'Sessions in the store by state (starting, running, ended; deleted records excluded)',
+    help: 'Sessions in the store by state (starting, running, dormant, ended; deleted records excluded)',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
-      const { rows } = await p.db.query<{ status: string; n: string }>(
-        'SELECT status, count(*) AS n FROM sessions WHERE deleted_at IS NULL GROUP BY status',
-      );
-      const counts = new Map<string, number>(STATES.map((s) => [s, 0]));
-      for (const r of rows) counts.set(r.status, Number(r.n));
-      for (const [state, n] of counts) this.set({ state }, n);
+      for (const [state, n] of await countSessionsByState(p.db)) this.set({ state }, n);
     },
   });
   new Gauge({

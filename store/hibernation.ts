@@ -33,3 +33,28 @@ export async function conversationLength(db: Queryable, sessionId: string): Prom
   const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM conversation_messages WHERE session_id = $1', [sessionId]);
   return Number(rows[0].n);
 }
+
+/**
+ * Claims the source for one fork (store/migrations/017_fork_claims.sql);
+ * false while another fork of it is in progress. A claim older than
+ * `staleSeconds` is from a gateway that died mid-fork: taken over.
+ */
+export async function claimFork(db: Queryable, sourceId: string, claimId: string, staleSeconds: number): Promise<boolean> {
+  const { rows } = await db.query(
+    `INSERT INTO fork_claims (source_session_id, claim_id) VALUES ($1, $2)
+     ON CONFLICT (source_session_id) DO UPDATE SET claim_id = EXCLUDED.claim_id, claimed_at = now()
+       WHERE fork_claims.claimed_at < now() - make_interval(secs => $3::double precision)
+     RETURNING claim_id`,
+    [sourceId, claimId, staleSeconds],
+  );
+  return rows.length > 0;
+}
+
+export async function releaseFork(db: Queryable, sourceId: string, claimId: string): Promise<void> {
+  await db.query('DELETE FROM fork_claims WHERE source_session_id = $1 AND claim_id = $2', [sourceId, claimId]);
+}
+
+/** Deletes a fork that could not be made (its conversation and prompt go with it): it never ran. */
+export async function discardFork(db: Queryable, id: string): Promise<void> {
+  await db.query(`DELETE FROM sessions WHERE id = $1 AND forked_from_session_id IS NOT NULL AND started_at IS NULL`, [id]);
+}

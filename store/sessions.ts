@@ -32,9 +32,46 @@ export interface SessionRow {
   deleted_at: string | null;
   /** Hibernated: no sandbox, the workspace archived (store/hibernation.ts). */
   dormant_since: string | null;
+  /** When the newest archive was written; whether it is still the workspace: hasCurrentArchive. */
   archived_at: string | null;
   archive_bytes: number | null;
   rule_name: string | null;
+  /** Retention (the reaper) removed its content. */
+  purged_at: string | null;
+}
+
+export type SessionState = 'starting' | 'running' | 'dormant' | 'ended';
+export const SESSION_STATES: readonly SessionState[] = ['starting', 'running', 'dormant', 'ended'];
+
+/** The state users see: a hibernated session is dormant; an ended one is ended whether or not it hibernated first. */
+export function sessionState(s: Pick<SessionRow, 'status' | 'dormant_since'>): SessionState {
+  if (s.status === 'ended') return 'ended';
+  return s.dormant_since !== null ? 'dormant' : s.status;
+}
+
+/**
+ * Whether the session's archive is its workspace as it is now: no sandbox has
+ * run since it was written. That holds while dormant (markEnded keeps
+ * dormant_since, so also for a session that ended dormant) and for a fork
+ * whose copy was never restored. After a resume the archive is out of date
+ * (the next hibernation replaces it): a fork then gets the conversation only.
+ */
+export function hasCurrentArchive(s: Pick<SessionRow, 'archived_at' | 'dormant_since' | 'started_at'>): boolean {
+  return s.archived_at !== null && (s.dormant_since !== null || s.started_at === null);
+}
+
+/** Non-deleted sessions by state, for the gauge. */
+export async function countSessionsByState(db: Queryable): Promise<Map<SessionState, number>> {
+  const { rows } = await db.query<{ status: SessionStatus; dormant_since: unknown; n: string }>(
+    `SELECT status, min(dormant_since) AS dormant_since, count(*) AS n FROM sessions
+      WHERE deleted_at IS NULL GROUP BY status, dormant_since IS NULL`,
+  );
+  const counts = new Map<SessionState, number>(SESSION_STATES.map((s) => [s, 0]));
+  for (const r of rows) {
+    const state = sessionState({ status: r.status, dormant_since: toIso(r.dormant_since) });
+    counts.set(state, counts.get(state)! + Number(r.n));
+  }
+  return counts;
 }
 
 export interface NewSession {
@@ -94,6 +131,7 @@ function sessionRow(r: Record<string, unknown>): SessionRow {
     dormant_since: toIso(r.dormant_since),
     archived_at: toIso(r.archived_at),
     archive_bytes: r.archive_bytes === null || r.archive_bytes === undefined ? null : Number(r.archive_bytes),
+    purged_at: toIso(r.purged_at),
     last_event_seq: Number(r.last_event_seq),
   };
 }

@@ -24,12 +24,16 @@ export async function getUser(db: Queryable, id: string): Promise<UserRow | unde
 /**
  * Removes a user with their profiles, credentials and session records. Usage
  * and billing rows stay: they are the platform's accounting, not the user's data.
+ * Returns the user's session ids: the caller removes their workspace archives
+ * once this has committed (blob storage is not part of the transaction).
  */
-export async function deleteUser(db: Db, id: string): Promise<void> {
-  await db.transaction(async (tx) => {
+export async function deleteUser(db: Db, id: string): Promise<string[]> {
+  return db.transaction(async (tx) => {
     await tx.query('DELETE FROM credentials WHERE owner_id = $1', [id]);
+    const { rows } = await tx.query<{ id: string }>(`SELECT id FROM sessions WHERE owner_type = 'user' AND owner_id = $1`, [id]);
     await purgeSessionContent(tx, `owner_type = 'user' AND owner_id = $1`, [id]);
     await tx.query('DELETE FROM users WHERE id = $1', [id]);
+    return rows.map((r) => r.id);
   });
 }
 

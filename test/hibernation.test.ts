@@ -9,6 +9,7 @@ import { mintToken } from '../api/auth';
 import { billedPeriods } from '../store/metering';
 import { getSession } from '../store/sessions';
 import { DockerSandboxes } from '../activities/docker-sandbox';
+import { until } from './support/wait';
 
 /**
  * Hibernation, resume and fork on the real stack: an idle session's sandbox
@@ -45,15 +46,6 @@ describe('hibernation, resume and fork', () => {
   afterAll(() => fs.rmSync(blobDir, { recursive: true, force: true }));
 
   const get = async (id: string) => (await callApi(gw.url, 'GET', `/v1/sessions/${id}`, { token: alice })).body.session;
-  async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = WAIT): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const v = await probe();
-      if (v) return v;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`timed out waiting until ${what}`);
-  }
   const dormant = (id: string) => until(`${id} is dormant`, async () => (await getSession(h.db, id))?.dormant_since !== null);
   const toolOutput = async (id: string, toolUseId: string) =>
     String((await h.waitForEvent(id, (e) => e.type === 'tool_result' && e.payload.tool_use_id === toolUseId, WAIT)).payload.content);
@@ -186,7 +178,7 @@ describe('hibernation, resume and fork', () => {
     expect(placed.stdout).toBe(bytes.toString());
   });
 
-  it('asks to acknowledge MCP servers the forker lacks (412), and answers 410 once the archive is gone and 403 for an org session', async () => {
+  it('asks to acknowledge MCP servers the forker lacks (412), and answers 410 once the archive is gone and 404 for an org session', async () => {
     const id = await h.startSession({ ownerId: 'alice', profile: { mcp_servers: { virustotal: { type: 'http', url: 'http://127.0.0.1:9/mcp' } } } });
     await dormant(id);
     const pre = await callApi(gw.url, 'GET', `/v1/sessions/${id}/fork-preflight`, { token: alice });
@@ -207,8 +199,10 @@ describe('hibernation, resume and fork', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/acknowledge_missing_tools/);
 
+    // Not the caller's: not found, as for GET /v1/sessions/:id, so ids reveal no other organization's sessions.
     const org = await h.startSession({ trigger: 'dr', ownerId: 'org-1' });
-    expect((await callApi(gw.url, 'GET', `/v1/sessions/${org}/fork-preflight`, { token: alice })).status).toBe(403);
-    expect((await callApi(gw.url, 'POST', `/v1/sessions/${org}/fork`, { token: alice, body: {} })).status).toBe(403);
+    expect((await callApi(gw.url, 'GET', `/v1/sessions/${org}/fork-preflight`, { token: alice })).status).toBe(404);
+    expect((await callApi(gw.url, 'POST', `/v1/sessions/${org}/fork`, { token: alice, body: {} })).status).toBe(404);
+    expect((await callApi(gw.url, 'GET', `/v1/sessions/${org}`, { token: alice })).status).toBe(404);
   });
 });

@@ -115,7 +115,7 @@ export function profileRoutes(deps: GatewayDeps): Router {
     if (!p) throw notFound('profile not found');
     if (p.is_default) throw conflict('the default profile cannot be deleted; make another profile the default first', 'default_profile');
     await deleteProfile(deps.db, me.userId, p.id);
-    await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'profile.delete', target: { type: 'profile', id: p.id }, details: { name: p.name } });
+    await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'profile.delete', target: { type: 'profile', id: p.id } });
     res.json({ deleted: true });
   });
 

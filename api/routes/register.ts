@@ -4,7 +4,7 @@ import { principalOf } from '../auth';
 import { conflict, forbidden, notFound } from '../errors';
 import { deleteUser, getUser, registerUser } from '../../store/users';
 import { createProfile } from '../../store/profiles';
-import { terminateAll } from './sessions';
+import { removeArchives, terminateAll } from './sessions';
 
 /** The two profiles every user starts with (tool-permissions.md, "Defaults shipped to new users"). */
 const READ_ONLY_ALLOW = [
@@ -49,7 +49,7 @@ export function registerRoutes(deps: GatewayDeps): Router {
     const me = principalOf(req);
     if (!(await getUser(deps.db, me.userId))) throw notFound('user is not registered');
     await terminateAll(deps, me.userId);
-    await deleteUser(deps.db, me.userId);
+    await removeArchives(deps, await deleteUser(deps.db, me.userId));
     res.json({ deregistered: true });
   });
 

@@ -10,12 +10,13 @@ import { profileResource, roomForProfile } from './profiles';
 import { validatePatterns } from '../../lib/permissions';
 import { parseProfile, ProfileError, type SessionProfile } from '../../lib/profile';
 import {
-  countActiveSessions, getSession, latestCredential, listSessions, sessionProfile, type SessionRow,
+  countActiveSessions, getSession, latestCredential, listSessions, sessionProfile, sessionState, type SessionRow,
 } from '../../store/sessions';
 import { createProfile, fullProfile, getDefaultProfileId } from '../../store/profiles';
 import { purgeSessionContent } from '../../store/users';
 import { audit } from '../audit';
 import { sessionUsage } from '../../store/usage';
+import { archiveStoreFor } from '../../lib/archive-store';
 
 const toolList = z.array(z.string()).max(200).superRefine((patterns, ctx) => {
   for (const message of validatePatterns(patterns)) ctx.addIssue({ code: 'custom', message });
@@ -76,17 +77,29 @@ export function sessionResource(s: SessionRow, extra: Record<string, unknown> = 
     activity: s.activity,
     forked_from_session_id: s.forked_from_session_id,
     // Hibernated: still "Waiting" to the user (status running), with no sandbox until the next prompt.
-    dormant: s.status !== 'ended' && s.dormant_since !== null,
-    dormant_since: s.status !== 'ended' ? s.dormant_since : null,
+    dormant: sessionState(s) === 'dormant',
+    dormant_since: sessionState(s) === 'dormant' ? s.dormant_since : null,
     ...extra,
   };
 }
 
 /** A session of this user; anyone else's is "not found", so ids reveal nothing. */
-async function ownSession(deps: GatewayDeps, userId: string, id: string): Promise<SessionRow> {
+export async function ownSession(deps: GatewayDeps, userId: string, id: string): Promise<SessionRow> {
   const s = await getSession(deps.db, id);
   if (!s || s.deleted_at || s.owner_type !== 'user' || s.owner_id !== userId) throw notFound('session not found');
   return s;
+}
+
+/**
+ * Deletes the workspace archives of sessions whose content was just purged.
+ * A failure is logged, not raised: the purge has committed, and the reaper
+ * still removes the archives once the retention period is over.
+ */
+export async function removeArchives(deps: Pick<GatewayDeps, 'config' | 'log'>, sessionIds: string[]): Promise<void> {
+  const archives = archiveStoreFor(deps.config);
+  for (const id of sessionIds) {
+    await archives.remove(id).catch((err: Error) => deps.log.error({ sessionId: id, err: err.message }, 'workspace archive not removed'));
+  }
 }
 
 /** Ends every running session of a user (deregistration). */
@@ -170,10 +183,11 @@ export function sessionRoutes(deps: GatewayDeps): Router {
     if (s.status === 'ended') throw conflict('session has already ended', 'session_not_running');
     try {
       await deps.service.terminate(s.id, 'user_requested');
+      // Audited only when a workflow was there to end.
+      await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'session.terminate', target: { type: 'session', id: s.id }, details: { reason: 'user_requested' } });
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
-    await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'session.terminate', target: { type: 'session', id: s.id }, details: { reason: 'user_requested' } });
     res.json({ terminated: true });
   });
 
@@ -182,6 +196,7 @@ export function sessionRoutes(deps: GatewayDeps): Router {
     const s = await ownSession(deps, me.userId, req.params.sessionId);
     if (s.status !== 'ended') throw conflict('only ended sessions can be deleted; terminate it first', 'session_not_ended');
     await deps.db.transaction((tx) => purgeSessionContent(tx, 'id = $1', [s.id]));
+    await removeArchives(deps, [s.id]);
     await audit(deps, { actor: { type: 'user', id: me.userId }, action: 'session.delete', target: { type: 'session', id: s.id } });
     res.json({ deleted: true });
   });
