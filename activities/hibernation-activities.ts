@@ -17,22 +17,16 @@ export function createHibernationActivities({ db, sandboxes, config, log }: Acti
   const volumes = Object.entries(ARCHIVE_VOLUMES) as Array<[ArchiveVolume, string]>;
 
   /**
-   * Whether the venv differs from the image's: a file newer than the image
-   * (an install), a directory changed after the volume was filled at
-   * creation (an uninstall), or an earlier archive of it (restored into this
-   * sandbox). Unpacking its ~1,000 small files costs seconds, so an untouched
-   * venv is left to the image.
+   * Whether the venv differs from the image's: anything in it changed since
+   * the sandbox's baseline mark (an install or a change writes files, an
+   * uninstall changes their directory), or an earlier archive of it (restored
+   * into this sandbox). Unpacking its ~1,000 small files costs seconds, so an
+   * untouched venv is left to the image. No mark (it is in /tmp, the agent's
+   * to delete) counts as changed.
    */
   const venvChanged = async (sessionId: string, containerId: string, dir: string) => {
     if (await archives.has(sessionId, 'venv')) return true;
-    const container = await sandboxes.docker.getContainer(containerId).inspect();
-    const image = await sandboxes.docker.getImage(container.Image).inspect();
-    const secs = (iso: string) => Math.floor(Date.parse(iso) / 1000);
-    // Directories copied from the image take the time of the copy (creation) or of the mount (start).
-    const filled = secs(container.Created) + 10;
-    const r = await sandboxes.exec(containerId, [
-      'find', dir, '(', '-type', 'd', '-newermt', `@${filled}`, ')', '-o', '(', '!', '-type', 'd', '-newermt', `@${secs(image.Created) + 1}`, ')', '-print', '-quit',
-    ], { maxOutputBytes: 4096 });
+    const r = await sandboxes.exec(containerId, ['find', dir, '-newer', VENV_BASELINE, '-print', '-quit'], { maxOutputBytes: 4096 });
     return r.exitCode !== 0 || r.stdout.trim() !== '';
   };
 
@@ -73,8 +67,15 @@ export function createHibernationActivities({ db, sandboxes, config, log }: Acti
             throw err;
           });
           if (!tar) continue;
-          // pipeline, not pipe: a read error destroys what the engine reads from, so the upload fails instead of hanging.
-          await sandboxes.importDir(p.containerId, dir, pipeline(tar, head, () => undefined));
+          try {
+            // The new volume starts as the image's copy: emptied first, what was deleted before hibernating stays deleted.
+            const emptied = await sandboxes.exec(p.containerId, ['find', dir, '-mindepth', '1', '-delete'], { maxOutputBytes: 4096 });
+            if (emptied.exitCode !== 0) throw new Error(`could not empty ${dir} before restoring it: ${emptied.stderr.trim().slice(0, 500)}`);
+            // pipeline, not pipe: a read error destroys what the engine reads from, so the upload fails instead of hanging.
+            await sandboxes.importDir(p.containerId, dir, pipeline(tar, head, () => undefined));
+          } finally {
+            tar.destroy();
+          }
           // The engine's unpack leaves the target directory's own time at "now": put back the archived one.
           const mtime = head.firstMtime();
           const r = mtime === undefined ? undefined : await sandboxes.exec(p.containerId, ['touch', '-m', '-d', `@${mtime}`, dir], { maxOutputBytes: 4096 });
@@ -88,6 +89,14 @@ export function createHibernationActivities({ db, sandboxes, config, log }: Acti
       await markDormant(db, p.sessionId, p.bytes);
     },
   };
+}
+
+/** Marked when the sandbox is ready, before the agent's first command: hibernation compares the venv with it. */
+const VENV_BASELINE = '/tmp/.ai-sessions-venv-baseline';
+
+export async function markVenvBaseline(sandboxes: ActivityDeps['sandboxes'], containerId: string): Promise<void> {
+  const r = await sandboxes.exec(containerId, ['touch', VENV_BASELINE], { maxOutputBytes: 4096 });
+  if (r.exitCode !== 0) throw new Error(`could not mark the sandbox's venv baseline: ${r.stderr.trim().slice(0, 500)}`);
 }
 
 /** Passes a tar stream through, keeping its first blocks to read the first entry's (the directory's own) mtime. */

@@ -5,6 +5,7 @@ import { getMcpTools, setMcpTools } from '../store/mcp-tools';
 import { sessionProfile, setActivity } from '../store/sessions';
 import type { McpConnections, McpServerConfig, ResolvedServer } from './mcp-client';
 import { resolveHiveValues, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { observeTool } from '../lib/metrics';
 
 /**
  * The session's MCP servers: started and listed once the sandbox is up, then
@@ -101,8 +102,8 @@ export function createMcpActivities({ db, keyring, log }: ActivityDeps, mcp: Mcp
       const spec = (await getMcpTools(db, p.sessionId)).find((t) => t.name === use.name);
       const ctx = Context.current();
       const outcome = spec
-        ? await withHeartbeat(() =>
-            mcp.call(p.sessionId, p.containerId, loader(p.sessionId, spec.server), spec.tool, use.input ?? {}, ctx.cancellationSignal),
+        ? await observeTool(use.name, () =>
+            withHeartbeat(() => mcp.call(p.sessionId, p.containerId, loader(p.sessionId, spec.server), spec.tool, use.input ?? {}, ctx.cancellationSignal)),
           )
         : { content: [{ type: 'text' as const, text: `${use.name} is not a tool of this session's MCP servers` }], isError: true };
       ctx.cancellationSignal.throwIfAborted();

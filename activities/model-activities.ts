@@ -10,8 +10,9 @@ import { costUsd } from '../lib/pricing';
 import { classifyModelError, sanitize, SYSTEM_PROMPT } from './model';
 import { sessionModelClient } from './model-credentials';
 import { assistantKey, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
-import { modelCallSeconds, modelTokens, secondsSince } from '../lib/metrics';
+import { modelCallSeconds, modelLabel, modelTokens, secondsSince } from '../lib/metrics';
 
+/** `model` is a label (modelLabel), never the raw id. */
 function countTokens(model: string, u: Anthropic.Usage) {
   modelTokens.inc({ model, direction: 'input' }, u.input_tokens);
   modelTokens.inc({ model, direction: 'output' }, u.output_tokens);
@@ -44,12 +45,13 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
       let message = await getMessage(db, sessionId, key);
       if (!message) {
         const started = performance.now();
+        const model = modelLabel(session.model, config.pricing.models);
         const final = await streamModel(await sessionModelClient({ db, keyring, config }, session), session, turn).catch((err) => {
-          modelCallSeconds.observe({ model: session.model, outcome: 'error' }, secondsSince(started));
+          modelCallSeconds.observe({ model, outcome: 'error' }, secondsSince(started));
           throw err;
         });
-        modelCallSeconds.observe({ model: session.model, outcome: 'ok' }, secondsSince(started));
-        countTokens(final.model, final.usage);
+        modelCallSeconds.observe({ model, outcome: 'ok' }, secondsSince(started));
+        countTokens(modelLabel(final.model, config.pricing.models), final.usage);
         const content = final.content as unknown as ContentBlock[];
         await appendMessage(db, { sessionId, key, role: 'assistant', content });
         const cost = costUsd(final.model, final.usage, config.pricing.models);

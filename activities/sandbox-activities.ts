@@ -8,7 +8,8 @@ import { SandboxGoneError } from './docker-sandbox';
 import type { McpConnections } from './mcp-client';
 import { runSandboxTool } from './tools';
 import { resolveHiveValues, sessionStore, withHeartbeat, type ActivityDeps } from './shared';
-import { secondsSince, sessionStartSeconds, toolLabel, toolSeconds } from '../lib/metrics';
+import { observeTool, sessionStartSeconds } from '../lib/metrics';
+import { markVenvBaseline } from './hibernation-activities';
 
 /** Activities that touch the container: they run on the task queue of the Docker host holding it. */
 export function createSandboxActivities({ db, sandboxes, config, log, hostId, keyring }: ActivityDeps, mcp?: McpConnections) {
@@ -42,8 +43,10 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
         memoryMb: config.sandbox.memoryMb,
         pidsLimit: config.sandbox.pidsLimit,
       });
+      await markVenvBaseline(sandboxes, info.containerId);
       await markRunning(db, sessionId, { containerId: info.containerId, host: hostId });
-      sessionStartSeconds.observe((Date.now() - Date.parse(session.created_at)) / 1000);
+      // Only the first sandbox is a start: a resume after hibernation would add hours-long samples.
+      if (session.started_at === null) sessionStartSeconds.observe((Date.now() - Date.parse(session.created_at)) / 1000);
       await store.emit(sessionId, 'status-running', 'session_status', { status: 'running' });
       await store.emit(sessionId, 'system-init', 'system', {
         subtype: 'init',
@@ -66,23 +69,21 @@ export function createSandboxActivities({ db, sandboxes, config, log, hostId, ke
       const use = await store.storedToolUse(p.sessionId, p.turn, p.toolUseId);
       await setActivity(db, p.sessionId, 'running_tool');
       const ctx = Context.current();
-      const started = performance.now();
-      const tool = toolLabel(use.name);
       let outcome;
       try {
-        outcome = await withHeartbeat(() =>
-          runSandboxTool(sandboxes, p.containerId, use.name, use.input ?? {}, {
-            defaultTimeoutMs: config.tools.defaultTimeoutSeconds * 1000,
-            maxTimeoutMs: config.tools.maxTimeoutSeconds * 1000,
-            outputLimitBytes: config.tools.outputLimitBytes,
-          }, ctx.cancellationSignal),
+        outcome = await observeTool(use.name, () =>
+          withHeartbeat(() =>
+            runSandboxTool(sandboxes, p.containerId, use.name, use.input ?? {}, {
+              defaultTimeoutMs: config.tools.defaultTimeoutSeconds * 1000,
+              maxTimeoutMs: config.tools.maxTimeoutSeconds * 1000,
+              outputLimitBytes: config.tools.outputLimitBytes,
+            }, ctx.cancellationSignal),
+          ),
         );
       } catch (err) {
-        toolSeconds.observe({ tool, outcome: 'failed' }, secondsSince(started));
         if (err instanceof SandboxGoneError) throw ApplicationFailure.nonRetryable(err.message, 'SandboxGone');
         throw err;
       }
-      toolSeconds.observe({ tool, outcome: outcome.isError ? 'error' : 'ok' }, secondsSince(started));
       ctx.cancellationSignal.throwIfAborted();
       await store.storeToolResult(p.sessionId, p.toolUseId, outcome.content, outcome.isError);
       return { isError: outcome.isError };

@@ -8,6 +8,7 @@ import { formatHits, search, searchInputProblem, type SearchInput } from '../lib
 import { classifyModelError, sanitize } from './model';
 import { sessionModelClient } from './model-credentials';
 import { sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { observeTool } from '../lib/metrics';
 
 type Outcome = { content: string; isError: boolean };
 
@@ -28,8 +29,8 @@ export function createWebActivities(deps: ActivityDeps) {
       const use = await store.storedToolUse(p.sessionId, p.turn, p.toolUseId);
       await setActivity(db, p.sessionId, 'running_tool');
       const signal = Context.current().cancellationSignal;
-      const outcome = await withHeartbeat(() =>
-        use.name === 'WebFetch' ? webFetch(p.sessionId, callKey, use.input ?? {}, signal) : webSearch(use.input ?? {}, signal),
+      const outcome = await observeTool(use.name, () =>
+        withHeartbeat(() => (use.name === 'WebFetch' ? webFetch(p.sessionId, callKey, use.input ?? {}, signal) : webSearch(use.input ?? {}, signal))),
       );
       if (signal.aborted) throw signal.reason ?? new Error('cancelled');
       await store.storeToolResult(p.sessionId, p.toolUseId, outcome.content, outcome.isError);

@@ -10,6 +10,7 @@ import { claudeOAuthRoutes } from './routes/claude-oauth';
 import { profileRoutes } from './routes/profiles';
 import { sessionRoutes } from './routes/sessions';
 import { forkRoutes } from './routes/fork';
+import { approvalRoutes } from './routes/approvals';
 import { blobRoutes, fileRoutes } from './routes/files';
 import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
@@ -22,7 +23,7 @@ import { ruleRoutes } from './routes/rules';
 import { orgSessionRoutes } from './routes/org-sessions';
 import { userAuditRoutes } from './routes/audit';
 import { orgUsageRoutes, userUsageRoutes } from './routes/usage';
-import { check, readiness } from '../lib/health';
+import { check, readyzHandler } from '../lib/health';
 import { metricsHandler } from '../lib/metrics-endpoint';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
@@ -39,14 +40,15 @@ export function createApp(deps: GatewayDeps): express.Express {
     res.json({ status: 'ok', version: deps.config.version });
   });
 
-  app.get('/readyz', async (_req, res) => {
-    const r = await readiness([
+  app.get('/readyz', readyzHandler({
+    token: deps.config.metrics.token,
+    log: deps.log,
+    checks: () => [
       check('temporal', () => deps.client.workflowService.getSystemInfo({})),
       check('store', () => deps.db.query('SELECT 1')),
       check('docker', () => deps.docker.ping()),
-    ]);
-    res.status(r.status).json(r.body);
-  });
+    ],
+  }));
 
   // On the API port for one scrape target per gateway; METRICS_TOKEN closes it (lib/metrics-endpoint.ts).
   app.get('/metrics', metricsHandler({ token: deps.config.metrics.token, registries: () => (deps.metrics ? [deps.metrics] : []) }));
@@ -72,6 +74,7 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use(profileRoutes(deps));
   app.use(sessionRoutes(deps));
   app.use(forkRoutes(deps));
+  app.use(approvalRoutes(deps));
   app.use(userUsageRoutes(deps));
   app.use(fileRoutes(deps));
   app.use(userAuditRoutes(deps));

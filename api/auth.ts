@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../lib/config';
+import { bearerToken } from '../lib/token-match';
 import { unauthorized } from './errors';
 
 export interface Principal {
@@ -54,12 +55,8 @@ export async function mintToken(
   return jwt.sign(new TextEncoder().encode(jwtSecret));
 }
 
-/** The bearer token of a request: the Authorization header, or `?token=` where allowed (WebSockets). */
-export function bearerToken(headers: { authorization?: string }, url?: URL): string | undefined {
-  const h = headers.authorization;
-  if (h && /^Bearer\s+\S+$/i.test(h)) return h.replace(/^Bearer\s+/i, '');
-  return url?.searchParams.get('token') ?? undefined;
-}
+// Lives in lib/ so the metrics endpoint parses it the same way.
+export { bearerToken };
 
 declare module 'express-serve-static-core' {
   interface Request {

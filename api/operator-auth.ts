@@ -1,8 +1,9 @@
 import crypto from 'node:crypto';
+import { parseCookie } from 'cookie';
 import type { NextFunction, Request, Response } from 'express';
 import { jwtVerify, SignJWT } from 'jose';
 import { AppError, unauthorized } from './errors';
-import { bearerToken } from './auth';
+import { bearerToken, tokenMatcher } from '../lib/token-match';
 
 export const OPERATOR_COOKIE = 'ais_operator';
 const AUDIENCE = 'ai-sessions:codec';
@@ -24,12 +25,9 @@ export interface OperatorAuth {
 }
 
 export function operatorAuth(adminToken: string | undefined, sessionSeconds: number): OperatorAuth {
-  const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
-  const expected = adminToken ? digest(adminToken) : undefined;
+  const isAdminToken = tokenMatcher(adminToken);
   const key = adminToken ? new Uint8Array(crypto.hkdfSync('sha256', adminToken, Buffer.alloc(0), 'ai-sessions operator cookie v1', 32)) : undefined;
   const disabled = () => new AppError(503, 'operators_disabled', 'operator access is disabled: set ADMIN_TOKEN');
-
-  const isAdminToken = (given: string | undefined) => !!expected && !!given && crypto.timingSafeEqual(digest(given), expected);
 
   async function validCookie(value: string | undefined): Promise<boolean> {
     if (!value || !key) return false;
@@ -49,21 +47,13 @@ export function operatorAuth(adminToken: string | undefined, sessionSeconds: num
         .setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + Math.ceil(sessionSeconds)).sign(key);
     },
     require(req, _res, next) {
-      if (!expected) return next(disabled());
+      if (!adminToken) return next(disabled());
       if (isAdminToken(bearerToken(req.headers))) return next();
-      validCookie(cookie(req, OPERATOR_COOKIE)).then(
+      // Express parses no cookies without middleware.
+      validCookie(parseCookie(req.headers.cookie ?? '')[OPERATOR_COOKIE]).then(
         (ok) => next(ok ? undefined : unauthorized('operators only: send ADMIN_TOKEN as the bearer token, or sign in at /codec/login')),
         next,
       );
     },
   };
-}
-
-/** One cookie from the Cookie header (express parses none without middleware). */
-function cookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const at = part.indexOf('=');
-    if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
-  }
-  return undefined;
 }

@@ -67,7 +67,7 @@ async function main() {
   const workerConnection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection: workerConnection, db, log, docker, keyring: secrets.keyring });
   const running = workers.run();
-  const workerWeb = await startWorkerHttp({ config, db, connection: workerConnection, docker });
+  const workerWeb = await startWorkerHttp({ config, db, connection: workerConnection, docker, log });
   const web = await startGateway({ config, db, client, log, secrets, docker });
 
   console.log(`ai-sessions ${config.version} is up`);

@@ -1,11 +1,8 @@
 import crypto from 'node:crypto';
 import type { DataConverter } from '@temporalio/common';
-import type { Config } from '../lib/config';
+import { DERIVED_PAYLOAD_KEY_PREFIX as DERIVED, type Config } from '../lib/config';
 import { AesGcmPayloadCodec, type PayloadKeys } from '../lib/payload-codec';
 import type { Keyring } from '../store/encryption';
-
-/** Ids of keys derived from master keys; configured ids are free-form, so the prefix keeps them apart. */
-const DERIVED = 'master-';
 
 function decodeKey(value: string): Buffer {
   return /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
@@ -20,15 +17,20 @@ function decodeKey(value: string): Buffer {
  */
 export function payloadKeys(payloads: Config['payloads'], master: Keyring): PayloadKeys {
   const keys = new Map<string, Buffer>();
+  // loadConfig refuses colliding ids; this guards callers that build the config some other way.
+  const add = (id: string, key: Buffer) => {
+    if (keys.has(id)) throw new Error(`payload key id ${id} is given twice (PAYLOAD_KEY_ID, PAYLOAD_KEYS_RETIRED)`);
+    keys.set(id, key);
+  };
   for (const [id, key] of master.keys) {
-    keys.set(`${DERIVED}${id}`, Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), 'ai-sessions temporal payloads v1', 32)));
+    add(`${DERIVED}${id}`, Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), 'ai-sessions temporal payloads v1', 32)));
   }
   for (const entry of (payloads.retiredKeys ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
     const at = entry.indexOf(':');
-    keys.set(entry.slice(0, at), decodeKey(entry.slice(at + 1)));
+    add(entry.slice(0, at), decodeKey(entry.slice(at + 1)));
   }
   if (!payloads.key) return { currentId: `${DERIVED}${master.currentId}`, keys };
-  keys.set(payloads.keyId, decodeKey(payloads.key));
+  add(payloads.keyId, decodeKey(payloads.key));
   return { currentId: payloads.keyId, keys };
 }
 

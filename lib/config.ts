@@ -14,6 +14,11 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+/** Ids of payload keys derived from master keys (infra/payload-keys.ts); configured ids may not take them. */
+export const DERIVED_PAYLOAD_KEY_PREFIX = 'master-';
+const DERIVED_PREFIX_MESSAGE = `ids must not start with "${DERIVED_PAYLOAD_KEY_PREFIX}" (kept for keys derived from master keys)`;
+const payloadKeyEntries = (v: string) => v.split(',').map((e) => e.trim()).filter(Boolean);
+
 /** A 32-byte key written as 64 hex digits or base64. */
 const isKey32 = (v: string) => /^[0-9a-f]{64}$/i.test(v) || (/^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32);
 
@@ -99,12 +104,25 @@ const EnvSchema = z.object({
   MASTER_KEYS_RETIRED: optionalString,
   /** Temporal payloads are encrypted (AES-256-GCM); without PAYLOAD_KEY the key is derived from the master key. */
   PAYLOAD_KEY: optionalString.refine((v) => v === undefined || isKey32(v), { message: 'must be 32 bytes, as 64 hex digits or base64' }),
-  PAYLOAD_KEY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('p1'),
+  PAYLOAD_KEY_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)')
+    .refine((v) => !v.startsWith(DERIVED_PAYLOAD_KEY_PREFIX), { message: DERIVED_PREFIX_MESSAGE })
+    .default('p1'),
   /** Retired payload keys, still needed to decode older history: "id:key,id:key". */
-  PAYLOAD_KEYS_RETIRED: optionalString.refine(
-    (v) => v === undefined || v.split(',').map((e) => e.trim()).filter(Boolean).every((e) => /^[A-Za-z0-9_.-]{1,64}:/.test(e) && isKey32(e.slice(e.indexOf(':') + 1))),
-    { message: 'entries are id:key, each key 32 bytes as 64 hex digits or base64' },
-  ),
+  PAYLOAD_KEYS_RETIRED: optionalString.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    const entries = payloadKeyEntries(v);
+    if (!entries.every((e) => /^[A-Za-z0-9_.-]{1,64}:/.test(e) && isKey32(e.slice(e.indexOf(':') + 1)))) {
+      ctx.addIssue({ code: 'custom', message: 'entries are id:key, each key 32 bytes as 64 hex digits or base64' });
+      return;
+    }
+    // A repeated id would silently replace the other key, leaving older history undecodable. Ids are not secret; keys never appear.
+    const ids = entries.map((e) => e.slice(0, e.indexOf(':')));
+    if (ids.some((id) => id.startsWith(DERIVED_PAYLOAD_KEY_PREFIX))) ctx.addIssue({ code: 'custom', message: DERIVED_PREFIX_MESSAGE });
+    const twice = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+    if (twice.length) ctx.addIssue({ code: 'custom', message: `each id at most once; repeated: ${twice.join(', ')}` });
+  }),
   /** Browser origins allowed to call the codec endpoint (the Temporal Web UI); default the embedded UI. */
   CODEC_CORS_ORIGINS: optionalString,
   /** How long an operator's codec sign-in (an HttpOnly cookie) lasts. */
@@ -169,6 +187,9 @@ const EnvSchema = z.object({
   ARCHIVE_S3_SECRET_ACCESS_KEY: optionalString,
 }).superRefine((env, ctx) => {
   // Messages name the variables, never their values.
+  if (env.PAYLOAD_KEY && payloadKeyEntries(env.PAYLOAD_KEYS_RETIRED ?? '').some((e) => e.slice(0, e.indexOf(':')) === env.PAYLOAD_KEY_ID)) {
+    ctx.addIssue({ code: 'custom', path: ['PAYLOAD_KEYS_RETIRED'], message: 'an id equal to PAYLOAD_KEY_ID would replace the current key' });
+  }
   if ((env.ARCHIVE_S3_ACCESS_KEY_ID === undefined) !== (env.ARCHIVE_S3_SECRET_ACCESS_KEY === undefined)) {
     const missing = env.ARCHIVE_S3_ACCESS_KEY_ID === undefined ? 'ARCHIVE_S3_ACCESS_KEY_ID' : 'ARCHIVE_S3_SECRET_ACCESS_KEY';
     ctx.addIssue({ code: 'custom', path: [missing], message: 'set both ARCHIVE_S3_ACCESS_KEY_ID and ARCHIVE_S3_SECRET_ACCESS_KEY, or neither' });

@@ -1,9 +1,7 @@
-import crypto from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Registry } from 'prom-client';
 import { processRegistry, startProcessMetrics } from './metrics';
-
-const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
+import { bearerToken, tokenMatcher } from './token-match';
 
 /**
  * GET /metrics: the process's metrics, the given registries and any extra
@@ -17,14 +15,11 @@ export function metricsHandler(p: {
   extra?: () => Promise<string>;
 }): RequestHandler {
   startProcessMetrics();
-  const expected = p.token ? digest(p.token) : undefined;
+  const matches = tokenMatcher(p.token);
   return async (req, res) => {
-    if (expected) {
-      const given = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-      if (!given || !crypto.timingSafeEqual(digest(given), expected)) {
-        res.status(401).json({ error: { code: 'unauthorized', message: 'missing or invalid metrics token' } });
-        return;
-      }
+    if (p.token && !matches(bearerToken(req.headers))) {
+      res.status(401).json({ error: { code: 'unauthorized', message: 'missing or invalid metrics token' } });
+      return;
     }
     const parts = await Promise.all([processRegistry, ...p.registries()].map((r) => r.metrics()));
     if (p.extra) parts.push(await p.extra());

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import { BUILTIN_TOOL_NAMES } from './tool-specs';
+import { BUILTIN_TOOL_NAMES, WORKER_TOOLS } from './tool-specs';
+import { DEFAULT_PRICES, type PriceTable } from './pricing';
 
 /**
  * Prometheus metrics observed where the work happens (activities, the reaper).
@@ -37,7 +38,7 @@ export const modelCallSeconds = new Histogram({
 
 export const toolSeconds = new Histogram({
   name: 'ai_sessions_tool_seconds',
-  help: 'One tool run inside a sandbox, by tool and outcome (ok, error: the tool reported an error; failed: it could not run)',
+  help: 'One tool call (in the sandbox, over MCP, or a web tool the worker runs), by tool (mcp for every MCP tool) and outcome (ok, error: the tool reported an error; failed: it could not run)',
   labelNames: ['tool', 'outcome'] as const,
   buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
   registers: [workerRegistry],
@@ -58,9 +59,36 @@ export const reaperRemovals = new Counter({
   registers: [workerRegistry],
 });
 
-const KNOWN_TOOLS = new Set(BUILTIN_TOOL_NAMES);
+const KNOWN_TOOLS = new Set<string>([...BUILTIN_TOOL_NAMES, ...WORKER_TOOLS]);
 /** A tool name as a label: the model chooses names, so anything unknown is folded into "other". */
-export const toolLabel = (name: string) => (KNOWN_TOOLS.has(name) ? name : 'other');
+export const toolLabel = (name: string) => (KNOWN_TOOLS.has(name) ? name : name.startsWith('mcp__') ? 'mcp' : 'other');
+
+/** Times one tool call into toolSeconds. */
+export async function observeTool<T extends { isError: boolean }>(name: string, run: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const tool = toolLabel(name);
+  try {
+    const outcome = await run();
+    toolSeconds.observe({ tool, outcome: outcome.isError ? 'error' : 'ok' }, secondsSince(started));
+    return outcome;
+  } catch (err) {
+    toolSeconds.observe({ tool, outcome: 'failed' }, secondsSince(started));
+    throw err;
+  }
+}
+
+/**
+ * A model id as a label: its price-table prefix (the longest, as priceFor
+ * matches), else "other". Profiles choose the model freely, so the raw id
+ * would let any caller mint new time series.
+ */
+export function modelLabel(name: string, table: PriceTable = DEFAULT_PRICES): string {
+  let best = '';
+  for (const key of Object.keys(table)) {
+    if ((name === key || name.startsWith(`${key}-`)) && key.length > best.length) best = key;
+  }
+  return best || 'other';
+}
 
 /** Seconds since `start` (a performance.now() reading). */
 export const secondsSince = (start: number) => (performance.now() - start) / 1000;

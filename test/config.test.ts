@@ -79,6 +79,41 @@ describe('loadConfig', () => {
   });
 });
 
+describe('payload key ids', () => {
+  // Distinct bytes per key, so a message that leaked one would be caught below.
+  const key = (n: number) => Buffer.alloc(32, n).toString('hex');
+  const keyB64 = (n: number) => Buffer.alloc(32, n).toString('base64');
+
+  it.each<{ what: string; env: Record<string, string>; name: string; says: RegExp }>([
+    { what: 'PAYLOAD_KEY_ID taking a derived key\'s name', env: { PAYLOAD_KEY: key(1), PAYLOAD_KEY_ID: 'master-k1' }, name: 'PAYLOAD_KEY_ID', says: /master-/ },
+    { what: 'PAYLOAD_KEY_ID of the derived form even without PAYLOAD_KEY', env: { PAYLOAD_KEY_ID: 'master-k9' }, name: 'PAYLOAD_KEY_ID', says: /master-/ },
+    { what: 'a retired id taking a derived key\'s name', env: { PAYLOAD_KEYS_RETIRED: `master-k1:${key(2)}` }, name: 'PAYLOAD_KEYS_RETIRED', says: /master-/ },
+    { what: 'a derived name among other retired ids', env: { PAYLOAD_KEYS_RETIRED: `p0:${key(2)}, master-old:${keyB64(3)}` }, name: 'PAYLOAD_KEYS_RETIRED', says: /master-/ },
+    { what: 'a retired id given twice', env: { PAYLOAD_KEYS_RETIRED: `p0:${key(2)},p0:${keyB64(3)}` }, name: 'PAYLOAD_KEYS_RETIRED', says: /repeated: p0$/m },
+    { what: 'the same entry given twice', env: { PAYLOAD_KEYS_RETIRED: `p0:${key(2)},p1:${key(4)},p0:${key(2)}` }, name: 'PAYLOAD_KEYS_RETIRED', says: /repeated: p0$/m },
+    { what: 'a retired id equal to the current one', env: { PAYLOAD_KEY: key(1), PAYLOAD_KEY_ID: 'p2', PAYLOAD_KEYS_RETIRED: `p2:${key(2)}` }, name: 'PAYLOAD_KEYS_RETIRED', says: /PAYLOAD_KEY_ID/ },
+    { what: 'a retired id equal to the default current id', env: { PAYLOAD_KEY: key(1), PAYLOAD_KEYS_RETIRED: `p1:${key(2)}` }, name: 'PAYLOAD_KEYS_RETIRED', says: /PAYLOAD_KEY_ID/ },
+  ])('refuses $what, naming $name and no key', ({ env, name, says }) => {
+    const err = configError(env);
+    const lines = err.message.split('\n').slice(1).map((l) => l.trim());
+    expect(lines.map((l) => l.split(':')[0])).toEqual([name]);
+    expect(lines[0]).toMatch(says);
+    for (const n of [1, 2, 3, 4]) {
+      expect(err.message).not.toContain(key(n));
+      expect(err.message).not.toContain(keyB64(n));
+    }
+  });
+
+  it.each<{ what: string; env: Record<string, string> }>([
+    { what: 'distinct ids', env: { PAYLOAD_KEY: key(1), PAYLOAD_KEY_ID: 'p2', PAYLOAD_KEYS_RETIRED: `p0:${key(2)},p1:${keyB64(3)}` } },
+    // Moving from a configured key back to a derived one: the old key is retired under its id, which is no longer current.
+    { what: 'a retired id equal to an unused PAYLOAD_KEY_ID', env: { PAYLOAD_KEYS_RETIRED: `p1:${key(2)}` } },
+    { what: 'ids merely containing "master"', env: { PAYLOAD_KEY: key(1), PAYLOAD_KEY_ID: 'k-master-1', PAYLOAD_KEYS_RETIRED: `master:${key(2)},Master-k1:${key(3)}` } },
+  ])('accepts $what', ({ env }) => {
+    expect(() => loadConfig(env)).not.toThrow();
+  });
+});
+
 describe('pricing', () => {
   const sonnet = DEFAULT_PRICES['claude-sonnet'];
   const opus4 = DEFAULT_PRICES['claude-opus-4'];

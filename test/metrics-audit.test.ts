@@ -7,6 +7,7 @@ import { text, toolUse } from './support/fake-anthropic';
 import { mintToken } from '../api/auth';
 import { openDb } from '../store/db';
 import { startWorkerHttp, type WorkerHttp } from '../worker/http';
+import { createLogger } from '../lib/log';
 
 /**
  * The operator's view on the real stack: Prometheus metrics of the gateway and
@@ -78,7 +79,7 @@ describe('metrics, health and the audit trail', () => {
     h = await startHarness({ env: { TEMPORAL_METRICS_PORT: String(await freePort()) } });
     gateway = await h.startGateway();
     connection = await NativeConnection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
-    workerHttp = await startWorkerHttp({ config: h.config, db: h.db, connection, docker: h.docker, port: 0, host: '127.0.0.1' });
+    workerHttp = await startWorkerHttp({ config: h.config, db: h.db, connection, docker: h.docker, log: createLogger('silent'), port: 0, host: '127.0.0.1' });
     alice = await mintToken(TEST_JWT_SECRET, { sub: 'alice' });
     bob = await mintToken(TEST_JWT_SECRET, { sub: 'bob' });
   });
@@ -189,6 +190,16 @@ describe('metrics, health and the audit trail', () => {
 
     expect((await callApi(gateway.url, 'GET', '/v1/audit?action=session.explode', { token: alice })).status).toBe(400);
     expect((await callApi(gateway.url, 'GET', '/v1/audit?cursor=nope', { token: alice })).status).toBe(400);
+    // Ids are bigint: one past its maximum is refused here, not passed on to fail in the store.
+    const cursorOf = (id: string) => Buffer.from(id).toString('base64url');
+    for (const id of ['9223372036854775808', '9999999999999999999']) {
+      const refused = await callApi(gateway.url, 'GET', `/v1/audit?cursor=${cursorOf(id)}`, { token: alice });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.message).toMatch(/^cursor: /);
+    }
+    const last = await callApi(gateway.url, 'GET', `/v1/audit?cursor=${cursorOf('9223372036854775807')}&limit=1`, { token: alice });
+    expect(last.status).toBe(200);
+    expect(last.body.entries).toHaveLength(1);
     expect((await callApi(gateway.url, 'GET', '/v1/audit')).status).toBe(401);
   });
 
@@ -239,9 +250,15 @@ describe('metrics, health and the audit trail', () => {
     const open = await scrape(closed.url, 'metrics-token-0123456789');
     expect(open.status).toBe(200);
     expect(open.text).toContain('# TYPE ai_sessions_ws_clients gauge');
+
+    // /readyz stays public, but only the token's holder sees each check's detail.
+    const anonymous = await (await fetch(`${closed.url}/readyz`)).json();
+    expect(anonymous).toEqual({ ready: true, checks: { temporal: { ok: true }, store: { ok: true }, docker: { ok: true } } });
+    const detailed = await (await fetch(`${closed.url}/readyz`, { headers: { authorization: 'Bearer metrics-token-0123456789' } })).json() as any;
+    expect(detailed.checks.store).toEqual({ name: 'store', ok: true, ms: expect.any(Number) });
   });
 
-  it('the worker answers /healthz, and /readyz names the dependency that is down', async () => {
+  it('the worker answers /healthz, and /readyz names the dependency that is down, its error only to the token holder and the log', async () => {
     const health = await fetch(`${workerHttp.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
@@ -251,11 +268,23 @@ describe('metrics, health and the audit trail', () => {
 
     const closedDb = await openDb({ pgliteDir: 'memory' });
     await closedDb.close();
-    const broken = await startWorkerHttp({ config: h.config, db: closedDb, connection, docker: h.docker, port: 0, host: '127.0.0.1' });
+    const lines: string[] = [];
+    const log = createLogger('warn');
+    jest.spyOn(log, 'warn').mockImplementation(((obj: unknown) => void lines.push(JSON.stringify(obj))) as never);
+    const token = 'metrics-token-0123456789';
+    const config = { ...h.config, metrics: { ...h.config.metrics, token } };
+    const broken = await startWorkerHttp({ config, db: closedDb, connection, docker: h.docker, log, port: 0, host: '127.0.0.1' });
     try {
       const res = await fetch(`${broken.url}/readyz`);
       expect(res.status).toBe(503);
-      expect(await res.json()).toMatchObject({ ready: false, checks: { store: { ok: false, error: expect.any(String) }, temporal: { ok: true } } });
+      expect(await res.json()).toEqual({ ready: false, checks: { store: { ok: false, code: 'unavailable' }, temporal: { ok: true }, docker: { ok: true } } });
+      const [logged] = lines.map((l) => JSON.parse(l));
+      expect(logged).toMatchObject({ check: 'store', code: 'unavailable', error: expect.any(String) });
+      expect(logged.error.length).toBeGreaterThan(0);
+
+      const operator = await fetch(`${broken.url}/readyz`, { headers: { authorization: `Bearer ${token}` } });
+      expect(operator.status).toBe(503);
+      expect(((await operator.json()) as any).checks.store).toMatchObject({ ok: false, code: 'unavailable', error: logged.error });
     } finally {
       await broken.stop();
     }

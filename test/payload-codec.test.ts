@@ -225,6 +225,11 @@ describe('history at rest, and the codec endpoint', () => {
     expect(decoded.headers.get('access-control-allow-credentials')).toBe('true');
     const viaCookie = ((await decoded.json()) as { payloads: Array<{ data: string }> }).payloads;
     expect(viaCookie.map((p) => Buffer.from(p.data, 'base64').toString()).join()).toContain(`echo ${marker}-output`);
+    // Among the browser's other cookies for the host, in any order.
+    const among = await post('/codec/decode', { payloads: encrypted.slice(0, 1).map(toCodecJson) }, { cookie: `theme=dark; ${cookie} ; x=1` });
+    expect(among.status).toBe(200);
+    const emptied = await post('/codec/decode', { payloads: encrypted.slice(0, 1).map(toCodecJson) }, { cookie: 'theme=dark; ais_operator=' });
+    expect(emptied.status).toBe(401);
 
     const preflight = await fetch(`${gateway.url}/codec/decode`, {
       method: 'OPTIONS',

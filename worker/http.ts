@@ -4,8 +4,9 @@ import express from 'express';
 import type Docker from 'dockerode';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../lib/config';
+import type { Logger } from '../lib/log';
 import type { Db } from '../store/db';
-import { check, readiness } from '../lib/health';
+import { check, readyzHandler } from '../lib/health';
 import { workerRegistry } from '../lib/metrics';
 import { metricsHandler, scrapeText } from '../lib/metrics-endpoint';
 import { temporalMetricsUrl } from './telemetry';
@@ -25,6 +26,8 @@ export async function startWorkerHttp(deps: {
   db: Db;
   connection: NativeConnection;
   docker: Docker;
+  /** Where failed readiness checks are logged in full. */
+  log: Logger;
   port?: number;
   host?: string;
 }): Promise<WorkerHttp> {
@@ -34,14 +37,15 @@ export async function startWorkerHttp(deps: {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', version: config.version });
   });
-  app.get('/readyz', async (_req, res) => {
-    const r = await readiness([
+  app.get('/readyz', readyzHandler({
+    token: config.metrics.token,
+    log: deps.log,
+    checks: () => [
       check('temporal', () => deps.connection.workflowService.getSystemInfo({})),
       check('store', () => deps.db.query('SELECT 1')),
       check('docker', () => deps.docker.ping()),
-    ]);
-    res.status(r.status).json(r.body);
-  });
+    ],
+  }));
   const sdkUrl = temporalMetricsUrl(config);
   app.get('/metrics', metricsHandler({
     token: config.metrics.token,

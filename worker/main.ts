@@ -27,7 +27,7 @@ async function main() {
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.port}`;
   const connection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection, db, log, docker, keyring });
-  const web = await startWorkerHttp({ config, db, connection, docker });
+  const web = await startWorkerHttp({ config, db, connection, docker, log });
   console.log(`worker running: temporal ${address}, task queue ${config.temporal.taskQueue}, docker host ${workers.hostId}; ${web.url}/metrics, /readyz`);
   const stop = async () => {
     await workers.shutdown();

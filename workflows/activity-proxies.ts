@@ -40,6 +40,17 @@ export function sessionActivities(input: SessionInput) {
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
     });
 
+  // Hibernation's archive step is abandoned when the session ends meanwhile, and must not wait on a host that is gone.
+  const archiveOn = (hostId: string) =>
+    proxyActivities<SessionActivities>({
+      taskQueue: sandboxTaskQueue(input.taskQueue, hostId),
+      scheduleToStartTimeout: '1 minute',
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout,
+      cancellationType: 'TRY_CANCEL',
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 3 },
+    });
+
   const cleanupOn = (taskQueue: string, budgetMs: number) =>
     proxyActivities<SessionActivities>({
       taskQueue,
@@ -48,5 +59,5 @@ export function sessionActivities(input: SessionInput) {
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
     });
 
-  return { acts, model, provisioning, onSandbox, cleanupOn };
+  return { acts, model, provisioning, onSandbox, archiveOn, cleanupOn };
 }

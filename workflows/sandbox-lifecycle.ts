@@ -41,33 +41,38 @@ export async function startSandbox(run: SessionRun): Promise<void> {
   }
 }
 
-/** Starts the billing watcher of the current sandbox. */
+/** Starts the billing watcher of the current sandbox, unless the last one is still in its final call (it carries on). */
 export function startWatching(run: SessionRun): void {
   run.stopWatching = false;
-  run.watching = watchSandbox(run);
+  if (!run.watcherRunning) void watchSandbox(run);
 }
 
 /** Bills each started period and notices a vanished sandbox, until the session ends or the watcher is stopped. */
 async function watchSandbox(run: SessionRun): Promise<void> {
   const { s, sessionId, timings } = run;
   const periodMs = timings.billingSeconds * 1000;
-  while (!run.end && s.sandbox && !run.stopWatching) {
-    try {
-      const r = await run.onSandbox(s.sandbox.hostId).recordUsage({
-        sessionId,
-        containerId: s.sandbox.containerId,
-        createdAt: billingStart(s.sandbox),
-        periodSeconds: timings.billingSeconds,
-        billedThrough: s.billedThrough,
-      });
-      s.billedThrough = r.billedThrough;
-      if (!r.alive) run.requestEnd('heartbeat_stale', 'the session sandbox is gone');
-    } catch (err) {
-      if (isCancellation(err)) return;
+  run.watcherRunning = true;
+  try {
+    while (!run.end && s.sandbox && !run.stopWatching) {
+      try {
+        const r = await run.onSandbox(s.sandbox.hostId).recordUsage({
+          sessionId,
+          containerId: s.sandbox.containerId,
+          createdAt: billingStart(s.sandbox),
+          periodSeconds: timings.billingSeconds,
+          billedThrough: s.billedThrough,
+        });
+        s.billedThrough = r.billedThrough;
+        if (!r.alive) run.requestEnd('heartbeat_stale', 'the session sandbox is gone');
+      } catch (err) {
+        if (isCancellation(err)) return;
+      }
+      const nextBoundary = Date.parse(billingStart(s.sandbox)) + (s.billedThrough + 1) * periodMs;
+      const wait = Math.max(50, Math.min(nextBoundary - Date.now(), timings.sandboxCheckSeconds * 1000));
+      await condition(() => run.end !== undefined || run.stopWatching, wait);
     }
-    const nextBoundary = Date.parse(billingStart(s.sandbox)) + (s.billedThrough + 1) * periodMs;
-    const wait = Math.max(50, Math.min(nextBoundary - Date.now(), timings.sandboxCheckSeconds * 1000));
-    await condition(() => run.end !== undefined || run.stopWatching, wait);
+  } finally {
+    run.watcherRunning = false;
   }
 }
 
@@ -78,35 +83,47 @@ export function hibernateAfterMs(run: SessionRun): number | undefined {
   return seconds * 1000;
 }
 
-/** Archives the idle sandbox and removes it: no compute and no billing until the next prompt resumes it. */
+/**
+ * Archives the idle sandbox and removes it: no compute and no billing until
+ * the next prompt resumes it. Cancellable like a prompt: an end requested
+ * meanwhile abandons it, and the end's own cleanup removes the sandbox.
+ */
 export async function hibernate(run: SessionRun): Promise<void> {
   const { s, sessionId, timings } = run;
   const box = s.sandbox!;
   run.hibernating = true;
   run.activity = 'hibernating';
   run.stopWatching = true;
+  run.work = new CancellationScope();
   try {
-    await run.watching;
-    if (run.end) return;
-    const { bytes } = await run.onSandbox(box.hostId).archiveSandbox({ sessionId, containerId: box.containerId });
-    const { billedThrough } = await run.cleanupOn(sandboxTaskQueue(run.input.taskQueue, box.hostId), 10 * 60_000).cleanupSandbox({
-      sessionId,
-      createdAt: billingStart(box),
-      periodSeconds: timings.billingSeconds,
-      billedThrough: s.billedThrough,
+    const done = await run.work.run(async () => {
+      // The watcher's last call lands first: against a removed container it would report the sandbox gone.
+      await condition(() => !run.watcherRunning || run.ended);
+      if (run.end) return undefined;
+      const { bytes } = await run.archiveOn(box.hostId).archiveSandbox({ sessionId, containerId: box.containerId });
+      const { billedThrough } = await run.cleanupOn(sandboxTaskQueue(run.input.taskQueue, box.hostId), 10 * 60_000).cleanupSandbox({
+        sessionId,
+        createdAt: billingStart(box),
+        periodSeconds: timings.billingSeconds,
+        billedThrough: s.billedThrough,
+      });
+      return { bytes, billedThrough };
     });
-    s.billedThrough = billedThrough;
+    if (!done) return;
+    s.billedThrough = done.billedThrough;
     s.sandbox = undefined;
     s.dormant = true;
     s.restorePending = true;
-    await run.acts.markDormant({ sessionId, bytes });
+    await CancellationScope.nonCancellable(() => run.acts.markDormant({ sessionId, bytes: done.bytes }));
     run.activity = 'dormant';
   } catch (err) {
+    if (run.end) return;
     if (isCancellation(err)) throw err;
     // Not archived, or not removed: the sandbox stays (its watcher ends the session if it is gone) and the next idle period tries again.
     run.activity = 'idle';
     startWatching(run);
   } finally {
+    run.work = undefined;
     run.hibernating = false;
   }
 }

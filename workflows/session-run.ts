@@ -26,22 +26,29 @@ export class SessionRun {
   hibernating = false;
   /** File transfers waiting for a dormant session to resume. */
   wakeRequests = 0;
-  /** The billing watcher of the current sandbox, and the flag that stops it. */
-  watching?: Promise<void>;
+  /** The billing watcher of the current sandbox runs, and the flag that stops it. */
+  watcherRunning = false;
   stopWatching = false;
 
   readonly acts: ReturnType<typeof sessionActivities>['acts'];
   readonly model: ReturnType<typeof sessionActivities>['model'];
   readonly provisioning: ReturnType<typeof sessionActivities>['provisioning'];
   readonly onSandbox: ReturnType<typeof sessionActivities>['onSandbox'];
+  readonly archiveOn: ReturnType<typeof sessionActivities>['archiveOn'];
   readonly cleanupOn: ReturnType<typeof sessionActivities>['cleanupOn'];
 
   constructor(
     readonly input: SessionInput,
     readonly s: SessionState,
   ) {
-    ({ acts: this.acts, model: this.model, provisioning: this.provisioning, onSandbox: this.onSandbox, cleanupOn: this.cleanupOn } =
-      sessionActivities(input));
+    ({
+      acts: this.acts,
+      model: this.model,
+      provisioning: this.provisioning,
+      onSandbox: this.onSandbox,
+      archiveOn: this.archiveOn,
+      cleanupOn: this.cleanupOn,
+    } = sessionActivities(input));
     this.activity = s.sandbox ? 'idle' : s.dormant ? 'dormant' : 'starting';
   }
 

@@ -1,9 +1,8 @@
-import crypto from 'node:crypto';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { GatewayDeps } from '../deps';
 import { AppError, notFound, unauthorized } from '../errors';
-import { bearerToken } from '../auth';
+import { bearerToken, tokenMatcher } from '../../lib/token-match';
 import { parseOr400 } from '../validation';
 import { audit } from '../audit';
 import { auditList } from './audit';
@@ -49,12 +48,10 @@ export function adminRoutes(deps: GatewayDeps): Router {
 const ADMIN = { type: 'admin', id: 'admin' } as const;
 
 function requireAdmin(adminToken: string | undefined) {
-  const expected = adminToken ? crypto.createHash('sha256').update(adminToken).digest() : undefined;
+  const isAdmin = tokenMatcher(adminToken);
   return (req: Request, _res: Response, next: NextFunction) => {
-    if (!expected) return next(new AppError(503, 'admin_disabled', 'administration is disabled: set ADMIN_TOKEN'));
-    const given = bearerToken(req.headers);
-    const digest = given ? crypto.createHash('sha256').update(given).digest() : undefined;
-    if (!digest || !crypto.timingSafeEqual(digest, expected)) return next(unauthorized('missing or invalid admin token'));
+    if (!adminToken) return next(new AppError(503, 'admin_disabled', 'administration is disabled: set ADMIN_TOKEN'));
+    if (!isAdmin(bearerToken(req.headers))) return next(unauthorized('missing or invalid admin token'));
     next();
   };
 }

@@ -15,10 +15,12 @@ export const AuditQuery = z.object({
   cursor: z.string().optional(),
 }).strict();
 
+const MAX_BIGINT = 9223372036854775807n;
 const encodeCursor = (id: string) => Buffer.from(id).toString('base64url');
 function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^\d{1,19}$/.test(id)) throw badRequest('cursor: not a cursor this API returned');
+  // Ids are bigint: a larger number would reach Postgres and fail there as a 500.
+  if (!/^\d{1,19}$/.test(id) || BigInt(id) > MAX_BIGINT) throw badRequest('cursor: not a cursor this API returned');
   return id;
 }
 
