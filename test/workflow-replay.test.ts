@@ -4,9 +4,9 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 
 /**
- * Histories recorded by earlier versions of the session workflow (payloads
- * decrypted, so no key is needed) replay through today's code without a
- * nondeterminism error: a running session survives a worker upgrade. A change
+ * Histories recorded by earlier versions of the session and reaper workflows
+ * (payloads decrypted, so no key is needed) replay through today's code
+ * without a nondeterminism error: a running session survives a worker upgrade. A change
  * that alters the commands a recorded run issued must be guarded with
  * patched(), or this fails.
  *
@@ -16,9 +16,9 @@ import { Worker } from '@temporalio/worker';
 const DIR = path.join(__dirname, 'fixtures', 'histories');
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.binpb')).sort();
 
-describe('replay of recorded session histories', () => {
+describe('replay of recorded workflow histories', () => {
   it('has recorded histories to replay', () => {
-    expect(files.length).toBeGreaterThanOrEqual(3);
+    expect(files.length).toBeGreaterThanOrEqual(5);
   });
 
   it.each(files)('%s replays on the current workflow code', async (file) => {
