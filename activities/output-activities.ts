@@ -2,7 +2,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { getSession } from '../store/sessions';
 import { listEvents, type StoredEvent } from '../store/events';
-import { sessionTotals } from '../store/metering';
+import { sessionResource } from '../store/session-resource';
+import { sessionUsage } from '../store/usage';
 import { resolveSecret } from '../store/hive';
 import { getDelivery, outputTarget, planDeliveries, recordAttempt } from '../store/outputs';
 import { SIGNATURE_HEADER, signWebhook } from '../lib/webhook-signature';
@@ -87,7 +88,6 @@ export function createOutputActivities({ db, keyring, config, log }: ActivityDep
   async function payload(deliveryId: string, sessionId: string, includeTranscript: boolean) {
     const s = await getSession(db, sessionId);
     if (!s) throw ApplicationFailure.nonRetryable(`session ${sessionId} not found`, 'SessionNotFound');
-    const totals = await sessionTotals(db, sessionId);
     const events = await allEvents(sessionId);
     const results = events.filter((e) => e.type === 'result');
     const last = results[results.length - 1]?.payload as { summary?: string; success?: boolean; turns?: number } | undefined;
@@ -95,23 +95,8 @@ export function createOutputActivities({ db, keyring, config, log }: ActivityDep
       type: 'session.ended',
       delivery_id: deliveryId,
       org_id: s.owner_id,
-      session: {
-        id: s.id,
-        name: s.name,
-        status: s.status,
-        trigger: s.trigger,
-        trigger_rule: s.rule_name,
-        model: s.model,
-        created_at: s.created_at,
-        started_at: s.started_at,
-        terminated_at: s.terminated_at,
-        end_reason: s.end_reason,
-        exit_code: s.exit_code,
-        error_message: s.error_message,
-        input_tokens: totals.inputTokens,
-        output_tokens: totals.outputTokens,
-        cost_usd: totals.costUsd,
-      },
+      // As GET /v1/org/sessions/{id} shows it, usage figures included.
+      session: sessionResource(s, { trigger_rule: s.rule_name, ...(await sessionUsage(db, s.id)) }),
       summary: last?.summary ?? null,
       success: last?.success ?? null,
       turns: last?.turns ?? null,

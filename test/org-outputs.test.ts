@@ -143,6 +143,10 @@ describe('org outputs: webhooks for ended sessions', () => {
       success: true,
       session: { id: sessionId, status: 'ended', end_reason: 'completed', trigger: 'dr', trigger_rule: 'hook-rule' },
     });
+    // The session as the org API shows it, usage figures included: the receiver needs no second call.
+    const asShown = await call('GET', `/v1/org/sessions/${sessionId}`);
+    expect(payload.session).toEqual(asShown.body.session);
+    expect(payload.session).toMatchObject({ model_calls: 1, runtime_minutes: expect.any(Number), total_cost_usd: expect.any(Number) });
     const types = payload.transcript.map((e: { type: string }) => e.type);
     expect(types[0]).toBe('session_status');
     expect(types).toEqual(expect.arrayContaining(['user', 'assistant', 'result', 'session_end']));

@@ -10,13 +10,16 @@ import { profileResource, roomForProfile } from './profiles';
 import { validatePatterns } from '../../lib/permissions';
 import { parseProfile, ProfileError, type SessionProfile } from '../../lib/profile';
 import {
-  countActiveSessions, getSession, latestCredential, listSessions, sessionProfile, sessionState, type SessionRow,
+  countActiveSessions, getSession, latestCredential, listSessions, sessionProfile, type SessionRow,
 } from '../../store/sessions';
 import { createProfile, fullProfile, getDefaultProfileId } from '../../store/profiles';
 import { purgeSessionContent } from '../../store/users';
 import { audit } from '../audit';
 import { sessionUsage } from '../../store/usage';
 import { archiveStoreFor } from '../../lib/archive-store';
+import { sessionResource } from '../../store/session-resource';
+
+export { sessionResource };
 
 const toolList = z.array(z.string()).max(200).superRefine((patterns, ctx) => {
   for (const message of validatePatterns(patterns)) ctx.addIssue({ code: 'custom', message });
@@ -53,34 +56,6 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
   } catch {
     throw badRequest('cursor: not a cursor this API returned');
   }
-}
-
-/** The session resource: the reference's fields, then ours. */
-export function sessionResource(s: SessionRow, extra: Record<string, unknown> = {}) {
-  return {
-    id: s.id,
-    name: s.name,
-    status: s.status,
-    region: 'local',
-    created_at: s.created_at,
-    started_at: s.started_at,
-    terminated_at: s.terminated_at,
-    end_reason: s.end_reason,
-    exit_code: s.exit_code,
-    error_message: s.error_message,
-    lc_auth_type: 'jwt',
-    allowed_tools: s.profile.allowed_tools ?? [],
-    denied_tools: s.profile.denied_tools ?? [],
-    permission_mode: s.profile.permission_mode ?? 'acceptEdits',
-    model: s.model,
-    trigger: s.trigger,
-    activity: s.activity,
-    forked_from_session_id: s.forked_from_session_id,
-    // Hibernated: still "Waiting" to the user (status running), with no sandbox until the next prompt.
-    dormant: sessionState(s) === 'dormant',
-    dormant_since: sessionState(s) === 'dormant' ? s.dormant_since : null,
-    ...extra,
-  };
 }
 
 /** A session of this user; anyone else's is "not found", so ids reveal nothing. */
