@@ -147,6 +147,8 @@ export function createModelActivities({ db, config, log, keyring }: ActivityDeps
     await emit(sessionId, `usage-${turn}`, 'usage_delta', {
       model,
       input_tokens: u.inputTokens,
+      cache_creation_input_tokens: u.cacheCreationInputTokens,
+      cache_read_input_tokens: u.cacheReadInputTokens,
       output_tokens: u.outputTokens,
       cost_usd: u.costUsd,
     });

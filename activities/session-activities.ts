@@ -1,6 +1,6 @@
 import { appendMessage, getMessage } from '../store/conversation';
 import { getText, markEnded, setActivity } from '../store/sessions';
-import { sessionTotals } from '../store/metering';
+import { sessionUsage } from '../store/usage';
 import { assistantKey, sessionStore, type ActivityDeps } from './shared';
 
 /** Prompts, human answers, results and the end: the session's own records and events. */
@@ -49,14 +49,19 @@ export function createSessionActivities({ db, log }: ActivityDeps) {
     async finishPrompt(p: { sessionId: string; promptKey: string; lastTurn: number; success: boolean; turns: number; note?: string }) {
       const msg = p.lastTurn > 0 ? await getMessage(db, p.sessionId, assistantKey(p.lastTurn)) : undefined;
       const text = (msg?.content ?? []).filter((b) => b.type === 'text').map((b) => String(b.text)).join('\n').trim();
-      const totals = await sessionTotals(db, p.sessionId);
+      // The session's totals so far: model cost and tokens, and the runtime billed until now.
+      const usage = await sessionUsage(db, p.sessionId);
       await emit(p.sessionId, `result-${p.promptKey}`, 'result', {
         success: p.success,
         summary: p.note ?? (text.length > 2000 ? `${text.slice(0, 2000)}…` : text),
         turns: p.turns,
-        cost_usd: totals.costUsd,
-        input_tokens: totals.inputTokens,
-        output_tokens: totals.outputTokens,
+        cost_usd: usage.cost_usd,
+        input_tokens: usage.input_tokens,
+        cache_creation_input_tokens: usage.cache_creation_input_tokens,
+        cache_read_input_tokens: usage.cache_read_input_tokens,
+        output_tokens: usage.output_tokens,
+        runtime_minutes: usage.runtime_minutes,
+        total_cost_usd: usage.total_cost_usd,
       });
       await setActivity(db, p.sessionId, 'idle');
     },

@@ -56,39 +56,25 @@ export async function recordModelUsage(db: Db, u: ModelUsage): Promise<boolean> 
   return rows.length > 0;
 }
 
-/** What one model call used and cost, as recorded. */
+/** What one model call used and cost, as recorded; inputTokens counts cache writes and reads too, as the API bills them. */
 export async function modelUsageFor(
   db: Db,
   sessionId: string,
   callKey: string,
-): Promise<{ inputTokens: number; outputTokens: number; costUsd: number }> {
+): Promise<{ inputTokens: number; cacheCreationInputTokens: number; cacheReadInputTokens: number; outputTokens: number; costUsd: number }> {
   const { rows } = await db.query<Record<string, string | number>>(
-    `SELECT input_tokens + cache_creation_input_tokens + cache_read_input_tokens AS input_tokens, output_tokens, cost_usd
+    `SELECT input_tokens, cache_creation_input_tokens, cache_read_input_tokens, output_tokens, cost_usd
        FROM model_usage WHERE session_id = $1 AND call_key = $2`,
     [sessionId, callKey],
   );
   const r = rows[0];
-  return r
-    ? { inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), costUsd: Number(r.cost_usd) }
-    : { inputTokens: 0, outputTokens: 0, costUsd: 0 };
-}
-
-export async function sessionTotals(
-  db: Db,
-  sessionId: string,
-): Promise<{ inputTokens: number; outputTokens: number; costUsd: number; modelCalls: number }> {
-  const { rows } = await db.query<Record<string, string | number>>(
-    `SELECT COALESCE(SUM(input_tokens + cache_creation_input_tokens + cache_read_input_tokens), 0) AS input_tokens,
-            COALESCE(SUM(output_tokens), 0) AS output_tokens,
-            COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(*) AS calls
-       FROM model_usage WHERE session_id = $1`,
-    [sessionId],
-  );
-  const r = rows[0];
+  if (!r) return { inputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, outputTokens: 0, costUsd: 0 };
+  const [cacheWrite, cacheRead] = [Number(r.cache_creation_input_tokens), Number(r.cache_read_input_tokens)];
   return {
-    inputTokens: Number(r.input_tokens),
+    inputTokens: Number(r.input_tokens) + cacheWrite + cacheRead,
+    cacheCreationInputTokens: cacheWrite,
+    cacheReadInputTokens: cacheRead,
     outputTokens: Number(r.output_tokens),
     costUsd: Number(r.cost_usd),
-    modelCalls: Number(r.calls),
   };
 }

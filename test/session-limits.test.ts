@@ -78,7 +78,7 @@ describe('session limits, termination and billing', () => {
     const budget = 0.0001;
     h.fake.enqueue(
       message([{ type: 'tool_use', name: 'Bash', input: { command: 'echo expensive' } }], {
-        usage: { input_tokens: 100000, output_tokens: 1000 },
+        usage: { input_tokens: 100000, output_tokens: 1000, cache_creation_input_tokens: 2000, cache_read_input_tokens: 3000 },
       }),
     );
     const sessionId = await h.startSession({ prompt: 'Spend', profile: { ...BYPASS, max_budget_usd: budget } });
@@ -87,13 +87,18 @@ describe('session limits, termination and billing', () => {
     expect(h.fake.requests).toHaveLength(1);
     const usage = ofType(events, 'usage_delta');
     expect(usage).toHaveLength(1);
-    expect(usage[0].payload).toMatchObject({ input_tokens: 100000, output_tokens: 1000 });
+    // Input counts cache writes and reads too, and says how many of each.
+    expect(usage[0].payload).toMatchObject({ input_tokens: 105000, cache_creation_input_tokens: 2000, cache_read_input_tokens: 3000, output_tokens: 1000 });
     expect(usage[0].payload.cost_usd).toBeGreaterThan(budget);
     // The tool the expensive reply asked for is not run.
     expect(ofType(events, 'tool_result')).toHaveLength(0);
     const result = onlyResult(events);
     expect(result).toMatchObject({ success: false, summary: expect.stringMatching(/budget/) });
     expect(result.cost_usd).toBeGreaterThan(budget);
+    expect(result).toMatchObject({ input_tokens: 105000, cache_creation_input_tokens: 2000, cache_read_input_tokens: 3000, output_tokens: 1000 });
+    // The totals so far include the runtime billed until the prompt finished.
+    expect(result.runtime_minutes).toBeGreaterThan(0);
+    expect(result.total_cost_usd).toBeGreaterThanOrEqual(result.cost_usd as number);
   });
 
   it('ends an idle session when its ttl_seconds run out', async () => {

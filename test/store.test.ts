@@ -3,7 +3,8 @@ import { openDb, type Db } from '../store/db';
 import { createSession } from '../store/sessions';
 import { appendEvent, DELTAS_CHANNEL, EVENTS_CHANNEL, listEvents, publishDelta } from '../store/events';
 import { appendMessage, getMessage, loadConversation } from '../store/conversation';
-import { billedPeriods, recordBillingPeriods, recordModelUsage, sessionTotals } from '../store/metering';
+import { billedPeriods, modelUsageFor, recordBillingPeriods, recordModelUsage } from '../store/metering';
+import { sessionUsage } from '../store/usage';
 import { freshPostgres } from './support/harness';
 import { loadKeyring } from '../store/encryption';
 
@@ -443,7 +444,7 @@ describe.each(['pglite', 'postgres'] as const)('the store on %s', (kind) => {
         costUsd: 0.25,
         ...over,
       });
-      expect(await sessionTotals(db, sid)).toEqual({ inputTokens: 0, outputTokens: 0, costUsd: 0, modelCalls: 0 });
+      expect(await sessionUsage(db, sid)).toMatchObject({ input_tokens: 0, output_tokens: 0, cost_usd: 0, model_calls: 0 });
       expect(await recordModelUsage(db, usage('assistant-1'))).toBe(true);
       expect(await recordModelUsage(db, usage('assistant-1', { inputTokens: 999, costUsd: 9 }))).toBe(false);
       const both = await Promise.all([
@@ -453,12 +454,17 @@ describe.each(['pglite', 'postgres'] as const)('the store on %s', (kind) => {
       expect(both.filter(Boolean)).toHaveLength(1);
       await recordModelUsage(db, usage('assistant-1', { sessionId: other, costUsd: 100 }));
 
-      const totals = await sessionTotals(db, sid);
-      expect(totals.modelCalls).toBe(2);
+      const totals = await sessionUsage(db, sid);
+      expect(totals.model_calls).toBe(2);
       // Input counts cache writes and reads too.
-      expect(totals.inputTokens).toBe(100 + 10 + 5 + 1000 + 10 + 5);
-      expect(totals.outputTokens).toBe(250);
-      expect(totals.costUsd).toBeCloseTo(0.75, 10);
+      expect(totals.input_tokens).toBe(100 + 10 + 5 + 1000 + 10 + 5);
+      expect(totals).toMatchObject({ cache_creation_input_tokens: 20, cache_read_input_tokens: 10, output_tokens: 250 });
+      expect(totals.cost_usd).toBeCloseTo(0.75, 10);
+      // One call as recorded, the first write winning.
+      expect(await modelUsageFor(db, sid, 'assistant-1')).toEqual({
+        inputTokens: 115, cacheCreationInputTokens: 10, cacheReadInputTokens: 5, outputTokens: 50, costUsd: 0.25,
+      });
+      expect(await modelUsageFor(db, sid, 'assistant-9')).toEqual({ inputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, outputTokens: 0, costUsd: 0 });
     });
   });
 });
