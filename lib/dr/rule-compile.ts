@@ -6,6 +6,7 @@ import { RE2JS } from 're2js';
 import { compiledPatterns, regexFlags, toNumber } from './rule-parse';
 import { anyLeaf, isRecord, tokenizePath, walkPath, type Visitor } from './rule-path';
 import type { DetectionNode, EvaluationInput, LookupResolver, Rule, RuleTarget } from './rule-types';
+import { literalPrecheck } from './regex-literal';
 
 export type CompiledRule = (input: EvaluationInput, lookups?: LookupResolver) => boolean;
 
@@ -134,8 +135,10 @@ function compileOp(node: DetectionNode): Pred {
     }
     case 'matches': {
       const re = compiledPatterns.get(node) ?? RE2JS.compile(node.re, regexFlags(node.caseSensitive));
+      // A literal every match contains rules most values out before the (slow) regex runs.
+      const precheck = literalPrecheck(node.re, node.caseSensitive);
       // The pattern carries the case folding, so values are handed over as they are.
-      return textOp(node.path, true, (s) => re.test(s));
+      return textOp(node.path, true, precheck ? (s) => precheck(s) && re.test(s) : (s) => re.test(s));
     }
     case 'exists': {
       const tokens = tokenizePath(node.path);
