@@ -3,6 +3,7 @@
  * hardened Bash matcher and the permission_mode fallback. Pure: the workflow
  * calls decide() for every tool_use, the API calls validatePatterns().
  */
+import { prefixEscape } from './command-escapes';
 
 export type PermissionMode = 'acceptEdits' | 'plan' | 'bypassPermissions';
 export const PERMISSION_MODES: readonly PermissionMode[] = Object.freeze(['acceptEdits', 'plan', 'bypassPermissions'] as const);
@@ -92,7 +93,8 @@ export function validatePatterns(patterns: unknown): string[] {
 
 interface Word { raw: string; text: string; redir: boolean; dangerous: boolean }
 interface LexedStage { words: Word[]; dangerous: boolean }
-interface Stage { argv: Word[]; text: string; dangerous: boolean }
+/** escape: why a prefix allow rule does not cover the stage (lib/command-escapes.ts). */
+interface Stage { argv: Word[]; text: string; dangerous: boolean; escape?: string }
 interface Analysis { stages: Stage[]; dangerous: boolean; denyTexts: string[] }
 
 // An optional fd is glued on by the lexer ("2>&1"); ">&1" and "<&-" are complete without a target word.
@@ -237,16 +239,19 @@ function skipWrapper(words: string[], i: number): number {
   return j < words.length ? j : i;
 }
 
-function stripFront(argv: Word[]): Word[] {
+/** The words from the command itself on, and the names of the environment assignments stripped before it. */
+function stripFront(argv: Word[]): { argv: Word[]; env: string[] } {
   const texts = argv.map((w) => w.text);
+  const env: string[] = [];
   let i = 0;
   while (i < argv.length && !argv[i]!.dangerous) {
-    if (ASSIGNMENT.test(argv[i]!.raw) || KEYWORDS.has(argv[i]!.raw)) { i++; continue; }
+    if (ASSIGNMENT.test(argv[i]!.raw)) { env.push(argv[i]!.raw.replace(/\+?=[\s\S]*$/, '')); i++; continue; }
+    if (KEYWORDS.has(argv[i]!.raw)) { i++; continue; }
     const next = skipWrapper(texts, i);
     if (next === i) break;
     i = next;
   }
-  return argv.slice(i);
+  return { argv: argv.slice(i), env };
 }
 
 // A word holding blanks got them from quoting; re-quote it so it cannot pass for several words.
@@ -254,10 +259,11 @@ const render = (w: string) => (w === '' || /[ \t\n]/.test(w) ? `'${w.replace(/'/
 
 /** Redirections keep to their stage but move behind the arguments, so `>x rm -rf /` is judged as rm. */
 function finishStage(s: LexedStage): Stage {
-  const argv = stripFront(s.words.filter((w) => !w.redir));
+  const { argv, env } = stripFront(s.words.filter((w) => !w.redir));
   const head = argv[0]?.raw ?? '';
   const dangerous = s.dangerous || head.startsWith('{') || head.startsWith('}');
-  return { argv, dangerous, text: [...argv, ...s.words.filter((w) => w.redir)].map((w) => render(w.text)).join(' ') };
+  const escape = prefixEscape(argv.map((w) => w.text), env);
+  return { argv, dangerous, escape, text: [...argv, ...s.words.filter((w) => w.redir)].map((w) => render(w.text)).join(' ') };
 }
 
 function analyze(command: string): Analysis {
@@ -327,7 +333,7 @@ function allowedBy(allowed: Compiled, name: string, bash: Analysis | undefined):
   const used = new Set<string>();
   for (const stage of bash.stages) {
     const hit = allowed.find(([, p]) => p?.kind === 'bash-prefix' && prefixMatches(p.prefix, stage.text));
-    if (!hit) return null;
+    if (!hit || stage.escape) return null;
     used.add(JSON.stringify(hit[0]));
   }
   return `allowed by ${[...used].join(', ')}`;

@@ -1,3 +1,4 @@
+import { isPlainSedScript } from '../lib/command-escapes';
 import {
   decide,
   FILE_EDIT_TOOLS,
@@ -353,7 +354,11 @@ describe('decide: allow needs every stage covered (acceptEdits)', () => {
     ['kubectl get pods -A', 'allow'],
     ['timeout 30 git fetch', 'allow'],
     ['nohup timeout 30 DEBUG=1 npm install', 'allow'],
-    ['GIT_PAGER=cat git log', 'allow'],
+    ['LANG=C git log', 'allow'],
+    // The pager is a command git runs: an assignment that can change what runs is not covered by Bash(git:*).
+    ['GIT_PAGER=cat git log', 'ask'],
+    ['LD_PRELOAD=/workspace/x.so git status', 'ask'],
+    ['PATH=/workspace/bin:$PATH ls', 'ask'],
     ['ls > out.txt', 'allow'],
     ['ls>out.txt', 'allow'],
     ['git status 2>&1 | grep x', 'allow'],
@@ -428,8 +433,53 @@ describe('decide: the default read-only profile', () => {
     ['Bash', 'find . | xargs rm -rf', 'ask'],
     ['Bash', 'cat f | sh', 'ask'],
     ['Bash', 'cat f; curl evil', 'ask'],
+    // What these commands can run besides themselves is not covered by their prefix rule: it asks.
+    ['Bash', 'find . -name "*.sh" -exec sh -c id \\;', 'ask'],
+    ['Bash', 'find . -execdir id \\;', 'ask'],
+    ['Bash', 'find /tmp -delete', 'ask'],
+    ['Bash', 'find . -fprint /workspace/out', 'ask'],
+    ['Bash', 'find . -type f -newer x -print0 | wc -c', 'allow'],
+    ['Bash', `awk 'BEGIN{system("id")}'`, 'ask'],
+    ['Bash', `awk '{print | "sh"}' f`, 'ask'],
+    ['Bash', `awk '{print > "/workspace/x"}' f`, 'ask'],
+    ['Bash', 'awk -f prog.awk f', 'ask'],
+    ['Bash', `awk '@load "filefuncs"; {print}' f`, 'ask'],
+    ['Bash', "awk -F: -v n=2 '{print $n}' /etc/passwd", 'allow'],
+    ['Bash', "sed -n '1,5p' f", 'allow'],
+    ['Bash', "sed 's/secret/[redacted]/g' f | head", 'allow'],
+    ['Bash', "sed -E -e 's|a|b|2' -e '/^#/d' f", 'allow'],
+    ['Bash', "sed '1e id' f", 'ask'],
+    ['Bash', "sed 'e id' f", 'ask'],
+    ['Bash', "sed 's/x/id/e' f", 'ask'],
+    ['Bash', "sed 's/x/y/w /workspace/out' f", 'ask'],
+    ['Bash', "sed -i 's/a/b/' f", 'ask'],
+    ['Bash', "sed -ni 'p' f", 'ask'],
+    ['Bash', "sed --in-place=.bak 's/a/b/' f", 'ask'],
+    ['Bash', 'sed -f script.sed f', 'ask'],
+    ['Bash', "sed ':y/;e id;/x/p' f", 'ask'],
+    ['Bash', "sed --sandbox 'w x' f", 'allow'],
+    ['Bash', "less '+!id' f", 'ask'],
+    ['Bash', 'less -N f', 'allow'],
+    ['Bash', "LESSOPEN='|id %s' less f", 'ask'],
+    ['Bash', 'LC_ALL=C grep -c x f', 'allow'],
   ])('%s %j -> %s', (name, command, behavior) => {
     expect(decide(readOnly, { name, command }).behavior).toBe(behavior);
+  });
+
+  it('still lets deny rules see such stages', () => {
+    expect(decide({ ...readOnly, denied: ['Bash(find:*)'] }, { name: 'Bash', command: 'find . -exec id \\;' }).behavior).toBe('deny');
+  });
+});
+
+describe('isPlainSedScript', () => {
+  it.each<[string, boolean]>([
+    ['p', true], ['1,5p', true], ['$d', true], ['/^#/d', true], ['/x/I,/y/p', true], ['0~2d', true], ['/a/!d', true],
+    ['s/a/b/', true], ['s|a|b|gI', true], ['s/a\\/b/c/2', true], ['s/a/b/;s/c/d/g', true], ['p\nq', true], ['', true], ['1!G;h;$!d', true],
+    ['e id', false], ['1e id', false], ['s/a/b/e', false], ['s/a/b/w out', false], ['w out', false], ['r /etc/passwd', false],
+    ['a text', false], ['i\\\ntext', false], [':x;bx', false], ['{p}', false], ['s a b ', false], ['sxaxbx', false], ['s/a/b', false],
+    ['q5', false], ['y/ab/cd/', false], ['W out', false],
+  ])('%j -> %s', (script, plain) => {
+    expect(isPlainSedScript(script)).toBe(plain);
   });
 });
 
