@@ -46,6 +46,10 @@ const usageQuery = [
   { name: 'format', description: 'json (default) or csv; Accept: text/csv also selects CSV' },
 ];
 const usageSummary = 'runtime minutes, tokens and cost from the metering records, in total and by day, model and D&R rule (JSON, or CSV with format=csv or Accept: text/csv)';
+const historyQuery = [
+  { name: 'after', description: 'return events after this seq (default 0)' },
+  { name: 'limit', description: '1–5000, default 1000' },
+];
 const signedQuery = [
   { name: 'expires', description: 'expiry of the link (unix seconds)' },
   { name: 'sig', description: 'HMAC-SHA256 signature of method, id and expiry' },
@@ -100,7 +104,7 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
     delete: { summary: 'Terminate an org session (end_reason org_api_requested) (org API key)', responses: { '200': 'Terminated', '401': 'Bad org key', '404': 'Not found', '409': 'Already ended' } },
   },
   '/v1/org/usage': { get: { summary: `The organization’s usage: ${usageSummary} (org API key)`, query: usageQuery, responses: { '200': 'Usage report', '400': 'Invalid query (field named)', '401': 'Bad org key' } } },
-  '/v1/org/sessions/{sessionId}/history': { get: { summary: 'Every stored event of an org session, in order (org API key)', query: [{ name: 'after', description: 'return events after this seq' }, { name: 'limit', description: '1–5000, default 1000' }], responses: { '200': 'Events', '401': 'Bad org key', '404': 'Not found' } } },
+  '/v1/org/sessions/{sessionId}/history': { get: { summary: 'Every stored event of an org session, in order (org API key)', query: historyQuery, responses: { '200': 'Events', '400': 'Invalid query (field named)', '401': 'Bad org key', '404': 'Not found' } } },
   '/v1/register': {
     post: { summary: 'Register the calling user (creates the Default and Full Permissions profiles)', responses: { '200': 'Registered', '403': 'Email domain not allowed', '409': 'Already registered', '429': 'Too many registrations', ...common } },
     delete: { summary: 'Deregister: terminate sessions, delete credentials, profiles and records', responses: { '200': 'Deregistered', '404': 'Not registered', ...common } },
@@ -141,6 +145,7 @@ export const OPERATIONS: Record<string, Record<string, Op>> = {
   '/v1/usage': { get: { summary: `The calling user’s usage: ${usageSummary}`, query: usageQuery, responses: { '200': 'Usage report', '400': 'Invalid query (field named)', ...common } } },
   '/v1/sessions/{sessionId}/fork-preflight': { get: { summary: 'Whether a session can be forked (dormant or ended, archive still there), a default name, and its MCP servers missing from the forker’s profile', query: [{ name: 'profile_id', description: 'the forker’s profile (default: the default profile)' }], responses: { '200': 'Preflight report', '400': 'Invalid query or profile', '404': 'Not found (not the caller’s own session)', '410': 'Past retention', ...common } } },
   '/v1/sessions/{sessionId}/fork': { post: { summary: 'Start a new session from a dormant or ended one: its conversation and archived workspace, the forker’s profile; records forked_from_session_id', body: ForkBody, responses: { '201': 'The new session', '400': 'Invalid field (named)', '403': 'Not registered, or no credential', '404': 'Not found (not the caller’s own session)', '409': 'Source not dormant or ended, or a fork of it already in progress', '410': 'Source archive removed after retention', '412': 'Missing MCP servers not acknowledged', '429': 'Maximum concurrent sessions reached', ...common } } },
+  '/v1/sessions/{sessionId}/history': { get: { summary: 'Every stored event of the caller’s session, in order (the WebSocket’s events, for REST clients)', query: historyQuery, responses: { '200': 'Events, and next_after (the seq to pass as after) when the page is full', '400': 'Invalid query (field named)', '404': 'Not found', ...common } } },
   '/v1/sessions/{sessionId}/pending': { get: { summary: 'The approval or question the session waits on (with the tool input or the questions), or null', responses: { '200': 'pending, or null', '404': 'Not found', ...common } } },
   '/v1/sessions/{sessionId}/approvals/{requestId}': { post: { summary: 'Answer a tool approval request: y, n, or session (allow matching calls for the rest of the session)', body: ApprovalBody, responses: { '200': 'Accepted', '400': 'Invalid decision or request id', '404': 'Not found', '409': 'No such open request, or the session has ended', ...common } } },
   '/v1/sessions/{sessionId}/questions/{requestId}': { post: { summary: 'Answer the agent’s question', body: AnswerBody, responses: { '200': 'Accepted', '400': 'Invalid answer or request id', '404': 'Not found', '409': 'No such open question, or the session has ended', ...common } } },

@@ -8,7 +8,7 @@ import type { Logger } from '../lib/log';
 import type { Db } from '../store/db';
 import { getSession } from '../store/sessions';
 import type { SessionService } from './session-service';
-import { audit } from './audit';
+import { audit, requestAuditDetails } from './audit';
 
 /**
  * Client → server frames of the session socket: `{ type, payload }`.
@@ -138,13 +138,14 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
       if (typeof decision !== 'string' || !(DECISIONS as readonly string[]).includes(decision)) {
         throw new InvalidMessage(`${type}: payload.decision must be one of y, n, session`);
       }
+      const asked = await requestAuditDetails(ctx.db, sessionId, requestId);
       const r = await service.approve(sessionId, requestId, decision as (typeof DECISIONS)[number]);
       if (r.accepted && ctx.userId) {
         await audit(ctx, {
           actor: { type: 'user', id: ctx.userId },
           action: decision === 'n' ? 'session.deny_tool' : 'session.approve_tool',
           target: { type: 'session', id: sessionId },
-          details: { request_id: requestId, decision, via: 'websocket' },
+          details: { request_id: requestId, decision, via: 'websocket', ...asked },
         });
       }
       ctx.reply('tool_approval_response_ack', { request_id: requestId, decision, accepted: r.accepted });
@@ -153,6 +154,7 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
     case 'ask_user_question_response': {
       const requestId = requiredString(payload, 'request_id', type);
       const answer = requiredString(payload, 'answer', type);
+      const asked = await requestAuditDetails(ctx.db, sessionId, requestId);
       const r = await service.answer(sessionId, requestId, answer);
       // The answer's text stays out of the trail: it may hold anything.
       if (r.accepted && ctx.userId) {
@@ -160,7 +162,7 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
           actor: { type: 'user', id: ctx.userId },
           action: 'session.answer_question',
           target: { type: 'session', id: sessionId },
-          details: { request_id: requestId, via: 'websocket' },
+          details: { request_id: requestId, via: 'websocket', ...asked },
         });
       }
       ctx.reply('ask_user_question_response_ack', { request_id: requestId, accepted: r.accepted });

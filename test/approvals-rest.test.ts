@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { TEST_JWT_SECRET, useHarness, type Harness } from './support/harness';
 import { text, toolUse } from './support/fake-anthropic';
 import { callApi } from './support/http';
@@ -79,7 +80,15 @@ describe('approvals and questions over REST', () => {
 
     const trail = await api('GET', `/v1/audit?target=${id}`, alice);
     expect(trail.body.entries).toEqual([
-      expect.objectContaining({ action: 'session.approve_tool', actor: { type: 'user', id: 'alice' }, details: { request_id: 'toolu_rest', decision: 'y', via: 'rest' } }),
+      expect.objectContaining({
+        action: 'session.approve_tool',
+        actor: { type: 'user', id: 'alice' },
+        // What was approved: the tool, its request event, and a hash of its input that outlives the events.
+        details: {
+          request_id: 'toolu_rest', decision: 'y', via: 'rest', tool_name: 'Bash', event_seq: expect.any(Number),
+          input_sha256: createHash('sha256').update(JSON.stringify({ command: 'echo approved-over-rest' })).digest('hex'),
+        },
+      }),
     ]);
   });
 
@@ -102,5 +111,46 @@ describe('approvals and questions over REST', () => {
     const trail = await api('GET', `/v1/audit?target=${id}`, alice);
     expect(trail.body.entries.map((e: { action: string }) => e.action)).toEqual(['session.answer_question']);
     expect(trail.raw).not.toContain('secret-answer-text');
+  });
+
+  it('serves the owner the session history in order, paged with after and limit; others get 404, bad queries 400', async () => {
+    h.fake.enqueue(text('History over REST.'));
+    const id = await h.startSession({ prompt: 'say something', ownerId: 'alice', profile: { permission_mode: 'acceptEdits', one_shot: true } });
+    await h.waitForEnd(id);
+    const stored = await h.events(id);
+    expect(stored.length).toBeGreaterThanOrEqual(3);
+
+    const all = await api('GET', `/v1/sessions/${id}/history`, alice);
+    expect(all.status).toBe(200);
+    expect(all.body.events.map((e: { seq: number }) => e.seq)).toEqual(stored.map((e) => e.seq));
+    expect(all.body.events[0]).toEqual({ type: stored[0].type, seq: stored[0].seq, timestamp: expect.any(String), session_id: id, payload: stored[0].payload });
+    expect(all.body.events.at(-1)).toMatchObject({ type: 'session_end' });
+    expect(all.body.next_after).toBeNull();
+
+    // Page through two at a time: every event once, in order.
+    const paged: number[] = [];
+    let after = 0;
+    for (let pages = 0; pages < 100; pages++) {
+      const r = await api('GET', `/v1/sessions/${id}/history?after=${after}&limit=2`, alice);
+      expect(r.status).toBe(200);
+      paged.push(...r.body.events.map((e: { seq: number }) => e.seq));
+      if (r.body.next_after === null) break;
+      expect(r.body.events).toHaveLength(2);
+      after = r.body.next_after;
+    }
+    expect(paged).toEqual(stored.map((e) => e.seq));
+
+    expect((await api('GET', `/v1/sessions/${id}/history`, bob)).status).toBe(404);
+    const bad = [
+      ['limit=0', /limit/],
+      ['limit=5001', /limit/],
+      ['after=-1', /after/],
+      ['after=x', /after/],
+      ['since=1', /unknown field since/],
+    ] as const;
+    for (const [query, message] of bad) {
+      const r = await api('GET', `/v1/sessions/${id}/history?${query}`, alice);
+      expect({ query, status: r.status, message: r.body.error.message }).toEqual({ query, status: 400, message: expect.stringMatching(message) });
+    }
   });
 });

@@ -140,7 +140,7 @@ describe('metrics, health and the audit trail', () => {
         action: 'session.deny_tool',
         actor: { type: 'user', id: 'alice' },
         target: { type: 'session', id: sessionId },
-        details: { request_id: 'toolu_m_no', decision: 'n', via: 'websocket' },
+        details: { request_id: 'toolu_m_no', decision: 'n', via: 'websocket', tool_name: 'Bash', event_seq: expect.any(Number), input_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
       }),
       expect.objectContaining({ action: 'session.approve_tool', details: expect.objectContaining({ request_id: 'toolu_m_yes', decision: 'y' }) }),
     ]);

@@ -5,9 +5,8 @@ import type { GatewayDeps } from '../deps';
 import { orgOf, requireOrgKey } from '../org-auth';
 import { badRequest, conflict, notFound } from '../errors';
 import { parseOr400 } from '../validation';
-import { decodeCursor, encodeCursor, sessionResource } from './sessions';
+import { decodeCursor, encodeCursor, historyPage, sessionResource } from './sessions';
 import { getSession, listSessions, type SessionRow } from '../../store/sessions';
-import { listEvents } from '../../store/events';
 import { audit } from '../audit';
 import { auditList } from './audit';
 import { sessionUsage } from '../../store/usage';
@@ -16,10 +15,6 @@ const ListQuery = z.object({
   status: z.enum(['starting', 'running', 'ended']).optional(),
   limit: z.coerce.number().int('must be an integer').min(1).max(200).default(50),
   cursor: z.string().optional(),
-}).strict();
-const HistoryQuery = z.object({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(5000).default(1000),
 }).strict();
 
 /**
@@ -58,12 +53,7 @@ export function orgSessionRoutes(deps: GatewayDeps): Router {
 
   r.get('/v1/org/sessions/:sessionId/history', async (req, res) => {
     const s = await orgSession(orgOf(req), req.params.sessionId);
-    const q = parseOr400(HistoryQuery, req.query, 'query');
-    const events = await listEvents(deps.db, s.id, { afterSeq: q.after, limit: q.limit });
-    res.json({
-      events: events.map((e) => ({ type: e.type, seq: e.seq, timestamp: e.created_at, session_id: e.session_id, payload: e.payload })),
-      next_after: events.length === q.limit ? events[events.length - 1].seq : null,
-    });
+    res.json(await historyPage(deps, s.id, req.query));
   });
 
   r.delete('/v1/org/sessions/:sessionId', async (req, res) => {

@@ -18,6 +18,7 @@ import { audit } from '../audit';
 import { sessionUsage } from '../../store/usage';
 import { archiveStoreFor } from '../../lib/archive-store';
 import { sessionResource } from '../../store/session-resource';
+import { listEvents } from '../../store/events';
 
 export { sessionResource };
 
@@ -41,6 +42,24 @@ const ListQuery = z.object({
   limit: z.coerce.number().int('must be an integer').min(1).max(200).default(50),
   cursor: z.string().optional(),
 }).strict();
+
+const HistoryQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+}).strict();
+
+/**
+ * A page of a session's stored events (after, limit in the query): one shape
+ * for the owner's and the organization's history routes. Ownership is the caller's check.
+ */
+export async function historyPage(deps: Pick<GatewayDeps, 'db'>, sessionId: string, query: unknown) {
+  const q = parseOr400(HistoryQuery, query, 'query');
+  const events = await listEvents(deps.db, sessionId, { afterSeq: q.after, limit: q.limit });
+  return {
+    events: events.map((e) => ({ type: e.type, seq: e.seq, timestamp: e.created_at, session_id: e.session_id, payload: e.payload })),
+    next_after: events.length === q.limit ? events[events.length - 1].seq : null,
+  };
+}
 
 const CaptureBody = z.object({
   name: z.string().trim().min(1).max(100),
@@ -150,6 +169,13 @@ export function sessionRoutes(deps: GatewayDeps): Router {
     const s = await ownSession(deps, me.userId, req.params.sessionId);
     // Runtime from the billing periods, tokens and cost from the model calls.
     res.json({ session: sessionResource(s, await sessionUsage(deps.db, s.id)) });
+  });
+
+  // Events without a socket: REST clients (playbooks answering approvals) see what happened.
+  r.get('/v1/sessions/:sessionId/history', async (req, res) => {
+    const me = principalOf(req);
+    const s = await ownSession(deps, me.userId, req.params.sessionId);
+    res.json(await historyPage(deps, s.id, req.query));
   });
 
   r.delete('/v1/sessions/:sessionId', async (req, res) => {
