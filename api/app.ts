@@ -1,9 +1,8 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { GatewayDeps } from './deps';
 import { requireUser } from './auth';
-import { errorMiddleware, notFound } from './errors';
+import { AppError, errorMiddleware, notFound } from './errors';
 import { registerRoutes } from './routes/register';
 import { claudeAuthRoutes } from './routes/claude-auth';
 import { claudeOAuthRoutes } from './routes/claude-oauth';
@@ -25,6 +24,7 @@ import { userAuditRoutes } from './routes/audit';
 import { orgUsageRoutes, userUsageRoutes } from './routes/usage';
 import { check, readyzHandler } from '../lib/health';
 import { metricsHandler } from '../lib/metrics-endpoint';
+import { describeBind, listen, listenerUrl } from '../lib/listen';
 
 /** The gateway's HTTP app. Routes stay thin; the domain lives in services and the store. */
 export function createApp(deps: GatewayDeps): express.Express {
@@ -67,6 +67,8 @@ export function createApp(deps: GatewayDeps): express.Express {
   app.use(ruleRoutes(deps));
   app.use(orgUsageRoutes(deps));
   app.use(orgSessionRoutes(deps));
+  // Org and admin routes above take YAML and NDJSON too; the user API below only JSON.
+  app.use('/v1', requireJsonBody);
   app.use('/v1', requireUser(deps.auth));
   app.use(registerRoutes(deps));
   app.use(claudeAuthRoutes(deps));
@@ -84,6 +86,20 @@ export function createApp(deps: GatewayDeps): express.Express {
   return app;
 }
 
+/**
+ * A body that is not JSON would reach the routes as no body at all and fail
+ * with a confusing validation message; say what is wrong instead. Requests
+ * without a body (several POSTs take none) pass.
+ */
+const requireJsonBody: express.RequestHandler = (req, _res, next) => {
+  const length = Number(req.headers['content-length'] ?? 0);
+  const hasBody = length > 0 || /\bchunked\b/i.test(req.headers['transfer-encoding'] ?? '');
+  if (hasBody && ['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is('application/json')) {
+    return next(new AppError(415, 'unsupported_media_type', 'send the body as JSON with Content-Type: application/json'));
+  }
+  next();
+};
+
 /** One line per request; the path only, so a `?token=` never reaches the log. */
 function requestLog(log: GatewayDeps['log']): express.RequestHandler {
   return (req, res, next) => {
@@ -100,20 +116,22 @@ function requestLog(log: GatewayDeps['log']): express.RequestHandler {
 
 export interface WebServer {
   url: string;
+  host: string;
+  port: number;
+  /** The bound address and port, e.g. "127.0.0.1:8080". */
+  listening: string;
   server: http.Server;
   stop(): Promise<void>;
 }
 
 export async function startWebServer(app: express.Express, port: number, host = '0.0.0.0'): Promise<WebServer> {
   const server = http.createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const shownHost = host === '0.0.0.0' ? 'localhost' : host;
+  const bound = await listen(server, port, host, { port: 'PORT', host: 'HOST' });
   return {
-    url: `http://${shownHost}:${addr.port}`,
+    url: listenerUrl(host, bound),
+    host,
+    port: bound,
+    listening: describeBind(host, bound),
     server,
     stop: () =>
       new Promise<void>((resolve) => {

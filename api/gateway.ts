@@ -38,7 +38,7 @@ export async function startGateway(p: {
     adminToken: p.secrets.adminToken,
     payloadCodec: createPayloadCodec(p.config, p.secrets.keyring),
   };
-  const web = await startWebServer(createApp(deps), p.port ?? p.config.port, p.host);
+  const web = await startWebServer(createApp(deps), p.port ?? p.config.port, p.host ?? p.config.host);
   const sockets = attachSessionSockets(web.server, {
     db: p.db,
     service: deps.service,

@@ -7,6 +7,7 @@ import { loadSecrets } from '../infra/secrets';
 import { temporalDataConverter } from '../infra/payload-keys';
 import { rewrapAtStart } from '../store/rewrap';
 import { startGateway } from './gateway';
+import { ListenError } from '../lib/listen';
 
 /** The gateway on its own, for scaling out behind a load balancer. */
 async function main() {
@@ -17,8 +18,9 @@ async function main() {
   await rewrapAtStart(db, secrets.keyring, (line) => log.info(line));
   const connection = await Connection.connect({ address: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` });
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config, secrets.keyring) });
-  const web = await startGateway({ config, db, client, log, secrets });
-  log.info({ url: web.url }, 'gateway listening');
+  // All interfaces unless HOST is set: in a container, loopback would be unreachable from outside.
+  const web = await startGateway({ config, db, client, log, secrets, host: config.host ?? '0.0.0.0' });
+  log.info({ url: web.url, listening: web.listening }, 'gateway listening');
   const stop = async () => {
     await web.stop();
     await connection.close();
@@ -30,6 +32,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(err instanceof ConfigError ? err.message : `gateway failed: ${err?.stack ?? err}`);
+  console.error(err instanceof ConfigError ? err.message : err instanceof ListenError ? `gateway failed: ${err.message}` : `gateway failed: ${err?.stack ?? err}`);
   process.exit(1);
 });

@@ -16,12 +16,14 @@ import { ensureRunnerImage } from '../infra/runner-image';
 import { loadSecrets } from '../infra/secrets';
 import { temporalDataConverter } from '../infra/payload-keys';
 import { rewrapAtStart } from '../store/rewrap';
+import { browserUrl, ListenError } from '../lib/listen';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
 
 /**
  * The whole system in one process on embedded defaults: a Temporal dev
  * server with its SQLite file in DATA_DIR, PGlite in DATA_DIR, the worker and
  * the gateway. Each embedded part is skipped when its address is configured.
+ * Its listeners are on loopback unless HOST / WORKER_HTTP_HOST say otherwise.
  */
 async function main() {
   const config = loadConfig();
@@ -53,8 +55,10 @@ async function main() {
     });
     address = devServer.address;
     uiUrl = devServer.uiUrl;
+    started.push(() => devServer!.stop());
   }
   const connection = await Connection.connect({ address });
+  started.push(() => connection.close());
   const added = await ensureSearchAttributes(connection, config.temporal.namespace).catch((err: Error) => {
     log.warn({ err: err.message }, 'could not register search attributes; filtering in the UI will be limited');
     return [];
@@ -63,19 +67,28 @@ async function main() {
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config, secrets.keyring) });
 
   const db = await openDb({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  started.push(() => db.close());
   await rewrapAtStart(db, secrets.keyring, (line) => console.log(line));
   const workerConnection = await NativeConnection.connect({ address });
+  started.push(() => workerConnection.close());
   const workers = await createWorkers({ config, connection: workerConnection, db, log, docker, keyring: secrets.keyring });
   const running = workers.run();
-  const workerWeb = await startWorkerHttp({ config, db, connection: workerConnection, docker, log });
-  const web = await startGateway({ config, db, client, log, secrets, docker });
+  started.push(async () => {
+    await workers.shutdown();
+    await running.catch(() => undefined);
+  });
+  const workerWeb = await startWorkerHttp({ config, db, connection: workerConnection, docker, log, host: config.metrics.workerHost ?? '127.0.0.1' });
+  started.push(() => workerWeb.stop());
+  const web = await startGateway({ config, db, client, log, secrets, docker, host: config.host ?? '127.0.0.1' });
 
+  const gatewayUrl = browserUrl(web.host, web.port);
+  const workerUrl = browserUrl(workerWeb.host, workerWeb.port);
   console.log(`ai-sessions ${config.version} is up`);
-  console.log(`  gateway      ${web.url}   (health: ${web.url}/healthz)`);
+  console.log(`  gateway      ${gatewayUrl}   (listening on ${web.listening}; health: ${gatewayUrl}/healthz)`);
   console.log(`  temporal     ${address}${uiUrl ? `   (Web UI: ${uiUrl})` : ''}`);
   console.log(`  store        ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${path.join(config.dataDir, 'pglite')}`}`);
   console.log(`  worker host  ${workers.hostId}, runner image ${config.runnerImage}`);
-  console.log(`  metrics      ${web.url}/metrics (gateway), ${workerWeb.url}/metrics (worker, with the Temporal SDK's)`);
+  console.log(`  metrics      ${gatewayUrl}/metrics (gateway), ${workerUrl}/metrics (worker on ${workerWeb.listening}, with the Temporal SDK's)`);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -96,7 +109,13 @@ async function main() {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-main().catch((err) => {
-  console.error(err instanceof ConfigError ? err.message : `ai-sessions failed to start: ${err?.stack ?? err}`);
+/** What has started so far; stopped newest first when a later step fails (a port in use, say). */
+const started: Array<() => Promise<unknown>> = [];
+
+main().catch(async (err) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else if (err instanceof ListenError) console.error(`ai-sessions failed to start: ${err.message}`);
+  else console.error(`ai-sessions failed to start: ${err?.stack ?? err}`);
+  for (const undo of started.reverse()) await undo().catch(() => undefined);
   process.exit(1);
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ConfigError, type Config } from '../lib/config';
 import type { Logger } from '../lib/log';
 import { loadKeyring, type Keyring } from '../store/encryption';
+import { makePrivateDir, tightenDir } from '../lib/private-dir';
 
 export interface PlatformSecrets {
   keyring: Keyring;
@@ -19,6 +20,7 @@ export interface PlatformSecrets {
  * the system is shared, and refuses to start without them configured.
  */
 export function loadSecrets(config: Config, log: Logger): PlatformSecrets {
+  secureDataDir(config.dataDir, log);
   if (config.databaseUrl) {
     const missing = [
       !config.encryption.masterKey && 'MASTER_KEY',
@@ -36,11 +38,21 @@ export function loadSecrets(config: Config, log: Logger): PlatformSecrets {
   return { keyring, jwtSecret, adminToken };
 }
 
+/** Older versions left DATA_DIR 0755, so other local users could read transcripts and keys: each start tightens it. */
+export function secureDataDir(dataDir: string, log: Logger): void {
+  try {
+    const was = tightenDir(dataDir);
+    if (was !== undefined) log.warn({ dir: dataDir, was: was.toString(8) }, 'DATA_DIR was open to other users: changed its mode to 0700');
+  } catch (err) {
+    log.warn({ dir: dataDir, err: (err as Error).message }, 'could not make DATA_DIR owner-only (0700); other local users may be able to read it');
+  }
+}
+
 /** A random secret kept in the data directory (owner-only), made on first use. */
 function dataDirSecret(dataDir: string, name: string): string {
   const file = path.join(dataDir, name);
   if (!fs.existsSync(file)) {
-    fs.mkdirSync(dataDir, { recursive: true });
+    makePrivateDir(dataDir);
     fs.writeFileSync(file, `${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   }
   return fs.readFileSync(file, 'utf8').trim();

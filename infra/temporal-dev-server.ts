@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
 import type { SearchAttributeType } from '@temporalio/common';
 import type { Logger } from '../lib/log';
+import { makePrivateDir } from '../lib/private-dir';
 
 export interface DevServerOptions {
   cliPath?: string;
@@ -36,11 +36,12 @@ export interface DevServer {
 export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const ip = o.ip ?? '127.0.0.1';
   const address = `${ip}:${o.port}`;
-  const uiUrl = `http://${ip}:${o.uiPort}`;
+  // localhost, not the IP: the codec sign-in cookie (SameSite=Strict) is set for localhost (README).
+  const uiUrl = `http://${ip === '127.0.0.1' || ip === '0.0.0.0' ? 'localhost' : ip}:${o.uiPort}`;
   const dynamic = Object.entries(o.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${v}`]);
   const attrs = o.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${k.type}`]);
   const codec = o.uiCodecEndpoint ? ['--ui-codec-endpoint', o.uiCodecEndpoint] : [];
-  if (o.dbFile) fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
+  if (o.dbFile) makePrivateDir(path.dirname(o.dbFile));
   if (!o.cliPath) {
     const env = await TestWorkflowEnvironment.createLocal({
       server: {

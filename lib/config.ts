@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { version } from '../package.json';
@@ -17,6 +18,11 @@ const optionalString = z
 /** Ids of payload keys derived from master keys (infra/payload-keys.ts); configured ids may not take them. */
 export const DERIVED_PAYLOAD_KEY_PREFIX = 'master-';
 const DERIVED_PREFIX_MESSAGE = `ids must not start with "${DERIVED_PAYLOAD_KEY_PREFIX}" (kept for keys derived from master keys)`;
+/** An address to listen on: an IP literal or a host name; unset lets each entry point choose (bin/start.ts loopback, the services all interfaces). */
+const listenHost = optionalString.refine(
+  (v) => v === undefined || net.isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v),
+  { message: 'must be an IP address or a host name' },
+);
 const payloadKeyEntries = (v: string) => v.split(',').map((e) => e.trim()).filter(Boolean);
 
 /** A 32-byte key written as 64 hex digits or base64. */
@@ -46,8 +52,12 @@ const EnvSchema = z.object({
     }),
   WORKER_HOST_ID: optionalString,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** The gateway's listen address; unset: 127.0.0.1 under `npm start`, 0.0.0.0 for api/main.ts (containers). */
+  HOST: listenHost,
   /** The worker's own HTTP listener (/metrics, /healthz, /readyz); 0 picks a free port. */
   WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Its listen address; unset: 127.0.0.1 under `npm start`, 0.0.0.0 for worker/main.ts. */
+  WORKER_HTTP_HOST: listenHost,
   /** The Temporal SDK's Prometheus exporter, on loopback, merged into the worker's /metrics; 0 turns it off. */
   TEMPORAL_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
   /** When set, /metrics (gateway and worker) needs it as the bearer token. */
@@ -226,7 +236,9 @@ function toConfig(env: z.infer<typeof EnvSchema>) {
     runnerImage: env.RUNNER_IMAGE,
     runnerImageAllowlist: env.RUNNER_IMAGE_ALLOWLIST,
     port: env.PORT,
-    metrics: { token: env.METRICS_TOKEN, workerPort: env.WORKER_HTTP_PORT, temporalPort: env.TEMPORAL_METRICS_PORT },
+    /** Undefined when HOST is unset: the entry point picks its own default. */
+    host: env.HOST,
+    metrics: { token: env.METRICS_TOKEN, workerPort: env.WORKER_HTTP_PORT, workerHost: env.WORKER_HTTP_HOST, temporalPort: env.TEMPORAL_METRICS_PORT },
     model: {
       baseURL: env.ANTHROPIC_BASE_URL,
       defaultModel: env.DEFAULT_MODEL,

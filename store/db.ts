@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Pool, type PoolClient } from 'pg';
 import { PGlite } from '@electric-sql/pglite';
+import { makePrivateDir } from '../lib/private-dir';
 
 /** The slice of a Postgres connection the store uses; served by pg or by PGlite. */
 export interface Queryable {
@@ -113,7 +114,7 @@ function openPostgres(url: string): Db {
 }
 
 async function openPglite(dir: string): Promise<Db> {
-  if (dir !== 'memory') fs.mkdirSync(dir, { recursive: true });
+  if (dir !== 'memory') makePrivateDir(dir);
   const pg = await PGlite.create(dir === 'memory' ? undefined : dir);
   return {
     kind: 'pglite',

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { makePrivateDir } from '../lib/private-dir';
 
 /**
  * Envelope encryption for secrets at rest (credentials, profile environment
@@ -125,7 +126,7 @@ export function rotateKeyFile(dataDir: string): string {
   while (taken.has(`k${n}`)) n += 1;
   const id = `k${n}`;
   const lines = [[id, crypto.randomBytes(32)] as const, ...existing].map(([i, k]) => `${i}:${k.toString('hex')}`);
-  fs.mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   const file = path.join(dataDir, KEY_FILE);
   fs.writeFileSync(`${file}.tmp`, `${lines.join('\n')}\n`, { mode: 0o600 });
   fs.renameSync(`${file}.tmp`, file);
@@ -149,7 +150,7 @@ export function loadKeyring(
   }
   let generated = false;
   if (!enc.masterKey && !readKeyFile(dataDir)) {
-    fs.mkdirSync(dataDir, { recursive: true });
+    makePrivateDir(dataDir);
     fs.writeFileSync(path.join(dataDir, KEY_FILE), `${enc.masterKeyId}:${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
     generated = true;
   }

@@ -114,6 +114,32 @@ describe('payload key ids', () => {
   });
 });
 
+describe('listen addresses', () => {
+  // Unset stays undefined: bin/start.ts then binds loopback, api/main.ts and worker/main.ts all interfaces.
+  it.each<{ env: Record<string, string>; host: string | undefined; workerHost: string | undefined }>([
+    { env: {}, host: undefined, workerHost: undefined },
+    { env: { HOST: '  ' }, host: undefined, workerHost: undefined },
+    { env: { HOST: '127.0.0.1' }, host: '127.0.0.1', workerHost: undefined },
+    { env: { HOST: '0.0.0.0', WORKER_HTTP_HOST: '10.0.0.5' }, host: '0.0.0.0', workerHost: '10.0.0.5' },
+    { env: { HOST: '::1', WORKER_HTTP_HOST: '::' }, host: '::1', workerHost: '::' },
+    { env: { HOST: ' gateway.internal ', WORKER_HTTP_HOST: 'localhost' }, host: 'gateway.internal', workerHost: 'localhost' },
+  ])('HOST=$env.HOST WORKER_HTTP_HOST=$env.WORKER_HTTP_HOST', ({ env, host, workerHost }) => {
+    const c = loadConfig(env);
+    expect(c.host).toBe(host);
+    expect(c.metrics.workerHost).toBe(workerHost);
+  });
+
+  it.each([
+    ['HOST', 'http://0.0.0.0'],
+    ['HOST', '127.0.0.1:8080'],
+    ['WORKER_HTTP_HOST', 'a b'],
+    ['WORKER_HTTP_HOST', '-bad-'],
+  ])('rejects %s=%s', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.message).toContain(`${name}: must be an IP address or a host name`);
+  });
+});
+
 describe('pricing', () => {
   const sonnet = DEFAULT_PRICES['claude-sonnet'];
   const opus4 = DEFAULT_PRICES['claude-opus-4'];

@@ -44,6 +44,8 @@ describe('the whole system (bin/start.ts)', () => {
 
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ais-start-'));
+    // As older versions left it: the start tightens it.
+    fs.chmodSync(dataDir, 0o755);
     fake = await FakeAnthropic.start();
     const id = randomUUID().slice(0, 8);
     env = {
@@ -78,7 +80,10 @@ describe('the whole system (bin/start.ts)', () => {
     expect(ready).toMatchObject({ ready: true, checks: { temporal: { ok: true }, store: { ok: true }, docker: { ok: true } } });
     const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
     expect(ui.status).toBe(200);
-    expect(system!.output()).toContain(`Web UI: http://127.0.0.1:${env.TEMPORAL_UI_PORT}`);
+    // localhost, where the codec sign-in cookie lives; the gateway on loopback only by default.
+    expect(system!.output()).toContain(`Web UI: http://localhost:${env.TEMPORAL_UI_PORT}`);
+    expect(system!.output()).toContain(`gateway      http://localhost:${env.PORT}   (listening on 127.0.0.1:${env.PORT};`);
+    expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     expect(fs.existsSync(path.join(dataDir, 'temporal.sqlite'))).toBe(true);
     expect(fs.existsSync(path.join(dataDir, 'pglite'))).toBe(true);
     // With no MASTER_KEY or JWT secret configured, both are generated into the data directory, owner-only.

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type Docker from 'dockerode';
 import type { NativeConnection } from '@temporalio/worker';
@@ -10,9 +9,14 @@ import { check, readyzHandler } from '../lib/health';
 import { workerRegistry } from '../lib/metrics';
 import { metricsHandler, scrapeText } from '../lib/metrics-endpoint';
 import { temporalMetricsUrl } from './telemetry';
+import { describeBind, listen, listenerUrl } from '../lib/listen';
 
 export interface WorkerHttp {
   url: string;
+  host: string;
+  port: number;
+  /** The bound address and port, e.g. "127.0.0.1:9464". */
+  listening: string;
   stop(): Promise<void>;
 }
 
@@ -57,14 +61,13 @@ export async function startWorkerHttp(deps: {
   });
 
   const server = http.createServer(app);
-  const host = deps.host ?? '0.0.0.0';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port ?? config.metrics.workerPort, host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const host = deps.host ?? config.metrics.workerHost ?? '0.0.0.0';
+  const port = await listen(server, deps.port ?? config.metrics.workerPort, host, { port: 'WORKER_HTTP_PORT', host: 'WORKER_HTTP_HOST' });
   return {
-    url: `http://${host === '0.0.0.0' ? 'localhost' : host}:${port}`,
+    url: listenerUrl(host, port),
+    host,
+    port,
+    listening: describeBind(host, port),
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

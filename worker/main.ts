@@ -9,6 +9,7 @@ import { loadSecrets } from '../infra/secrets';
 import { createWorkers } from './worker';
 import { startWorkerHttp } from './http';
 import { temporalMetricsOptions } from './telemetry';
+import { ListenError } from '../lib/listen';
 
 /**
  * A worker on its own, for scaling out: it needs a Temporal server
@@ -27,8 +28,9 @@ async function main() {
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.port}`;
   const connection = await NativeConnection.connect({ address });
   const workers = await createWorkers({ config, connection, db, log, docker, keyring });
-  const web = await startWorkerHttp({ config, db, connection, docker, log });
-  console.log(`worker running: temporal ${address}, task queue ${config.temporal.taskQueue}, docker host ${workers.hostId}; ${web.url}/metrics, /readyz`);
+  // All interfaces unless WORKER_HTTP_HOST is set: Prometheus scrapes it from another container.
+  const web = await startWorkerHttp({ config, db, connection, docker, log, host: config.metrics.workerHost ?? '0.0.0.0' });
+  console.log(`worker running: temporal ${address}, task queue ${config.temporal.taskQueue}, docker host ${workers.hostId}; ${web.url}/metrics, /readyz (listening on ${web.listening})`);
   const stop = async () => {
     await workers.shutdown();
     await web.stop();
@@ -42,6 +44,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(err instanceof ConfigError ? err.message : `worker failed: ${err?.stack ?? err}`);
+  console.error(err instanceof ConfigError ? err.message : err instanceof ListenError ? `worker failed: ${err.message}` : `worker failed: ${err?.stack ?? err}`);
   process.exit(1);
 });
