@@ -31,7 +31,7 @@ const CreateSession = z.object({
 });
 const Capture = z.object({ name: z.string().max(100), description: z.string().max(500).optional() });
 
-const common = { '401': 'Missing or invalid bearer token' };
+const common = { '401': 'Missing or invalid bearer token', '415': 'A body that is not JSON (send Content-Type: application/json)' };
 const auditQuery = [
   { name: 'since', description: 'entries at or after this ISO 8601 date-time' },
   { name: 'action', description: 'one action, e.g. session.deny_tool, session.terminate, hive.delete' },
