@@ -230,6 +230,10 @@ describe('REST API on the real stack', () => {
       expect((await api('POST', '/v1/register', tok)).status).toBe(200);
 
       expectError(await api('POST', '/v1/auth/claude/apikey', tok, { api_key: 'not-a-key' }), 400, /api_key/);
+      // A placeholder copied from an example, or a key with a line break pasted in: refused, naming the field.
+      for (const bad of ['sk-ant-...', 'sk-ant-', 'sk-ant-abc', `${key}\n`, `sk-ant-api03 ${'x'.repeat(20)}`]) {
+        expectError(await api('POST', '/v1/auth/claude/apikey', tok, { api_key: bad }), 400, /api_key: .*not an Anthropic API key/);
+      }
       expectError(await api('POST', '/v1/auth/claude/apikey', tok, { api_key: key, label: 'work' }), 400, /label/);
       const malformed = await send('POST', '/v1/auth/claude/apikey', { token: tok, raw: '{"api_key": "sk-ant-' });
       expectError(malformed, 400);

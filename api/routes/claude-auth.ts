@@ -8,7 +8,9 @@ import { getUser } from '../../store/users';
 import { deleteCredentials, latestCredential, replaceCredential } from '../../store/sessions';
 
 const ApiKeyBody = z.object({
-  api_key: z.string().startsWith('sk-ant-', 'API keys must start with sk-ant-').max(500),
+  // The shape only (the key is checked by the API on first use), so a pasted placeholder such as "sk-ant-..." is refused now.
+  api_key: z.string().startsWith('sk-ant-', 'API keys must start with sk-ant-').max(500)
+    .regex(/^sk-ant-[A-Za-z0-9_-]{8,}$/, 'not an Anthropic API key: sk-ant- followed by at least 8 letters, digits, - or _'),
 }).strict();
 
 export async function requireRegistered(deps: GatewayDeps, userId: string) {
