@@ -4,7 +4,8 @@ import { ARCHIVE_VOLUMES, ArchiveMissingError, isOptional, type ArchiveVolume } 
 import { archiveStoreFor } from '../lib/archive-store';
 import { markDormant } from '../store/hibernation';
 import { SandboxGoneError } from './docker-sandbox';
-import { withHeartbeat, type ActivityDeps } from './shared';
+import { sessionStore, withHeartbeat, type ActivityDeps } from './shared';
+import { getSession } from '../store/sessions';
 
 /**
  * Hibernation and resume: the sandbox's volumes go to the archive store and
@@ -14,6 +15,7 @@ import { withHeartbeat, type ActivityDeps } from './shared';
  */
 export function createHibernationActivities({ db, sandboxes, config, log }: ActivityDeps) {
   const archives = archiveStoreFor(config);
+  const store = sessionStore(db);
   const volumes = Object.entries(ARCHIVE_VOLUMES) as Array<[ArchiveVolume, string]>;
 
   /**
@@ -82,10 +84,24 @@ export function createHibernationActivities({ db, sandboxes, config, log }: Acti
           if (r && r.exitCode !== 0) log.warn({ sessionId: p.sessionId, dir, err: r.stderr.trim() }, 'could not restore the directory time');
         }
       });
+      // Watchers see it happen: GET alone would show the session waking up.
+      await store.emit(p.sessionId, `restored-${p.containerId}`, 'system', {
+        subtype: 'workspace_restored',
+        message: 'The workspace was restored from its archive into a new sandbox.',
+      });
       log.info({ sessionId: p.sessionId, ms: Date.now() - started }, 'sandbox restored');
     },
 
     async markDormant(p: { sessionId: string; bytes: number }) {
+      const row = await getSession(db, p.sessionId);
+      // Already marked (a retry after it landed): nothing to add.
+      if (!row || row.status === 'ended' || (row.dormant_since !== null && row.container_id === null)) return;
+      // Keyed by the sandbox it replaces, so a retry writes the event once.
+      await store.emit(p.sessionId, `hibernated-${row.container_id}`, 'system', {
+        subtype: 'hibernated',
+        message: 'Idle: the workspace was archived and the sandbox removed, so no compute is billed. The next prompt resumes the session.',
+        archive_bytes: p.bytes,
+      });
       await markDormant(db, p.sessionId, p.bytes);
     },
   };

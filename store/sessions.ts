@@ -179,7 +179,7 @@ export async function markRunning(
   await db.query(
     `UPDATE sessions SET status = 'running', started_at = COALESCE(started_at, now()),
        container_id = $2, sandbox_host = $3, dormant_since = NULL,
-       activity = CASE WHEN activity = 'dormant' THEN 'idle' ELSE activity END
+       activity = CASE WHEN activity IN ('dormant', 'starting') THEN 'idle' ELSE activity END
      WHERE id = $1 AND status <> 'ended'`,
     [id, sandbox.containerId, sandbox.host],
   );

@@ -31,6 +31,9 @@ describe('hibernation edges', () => {
     const id = await h.startSession({ prompt: 'Remove things', ownerId: 'carol' });
     expect(await toolOutput(id, 'toolu_rm')).not.toContain('activate.fish');
     await dormant(id);
+    // Watchers see it go to sleep, not only GET.
+    const slept = await h.waitForEvent(id, (e) => e.type === 'system' && e.payload.subtype === 'hibernated', WAIT);
+    expect(slept.payload).toMatchObject({ archive_bytes: expect.any(Number), message: expect.stringMatching(/next prompt resumes/) });
     // A deletion alone counts as a change to the venv: it is archived, not left to the image.
     expect(archives(id).sort()).toEqual([`${id}.venv.tar`, `${id}.workspace.tar`]);
 
@@ -43,6 +46,10 @@ describe('hibernation edges', () => {
     expect(after).toContain('kept.txt');
     expect(after).not.toContain('doomed.txt');
     expect(after).toContain('python-ok');
+    const events = await h.events(id);
+    expect(events.filter((e) => e.type === 'system' && e.payload.subtype === 'hibernated')).toHaveLength(1);
+    const restored = events.findIndex((e) => e.type === 'system' && e.payload.subtype === 'workspace_restored');
+    expect(restored).toBeGreaterThan(events.findIndex((e) => e.type === 'system' && e.payload.subtype === 'hibernated'));
     await h.service.terminate(id, 'user_requested');
     await h.waitForEnd(id);
   });
@@ -52,6 +59,9 @@ describe('hibernation edges', () => {
     const fill = 'head -c 400000000 /dev/urandom > big.bin && echo filled';
     h.fake.enqueue(toolUse('Bash', { command: fill }, { id: 'toolu_fill' }), text('Filled.'));
     const id = await h.startSession({ prompt: 'Fill the workspace', ownerId: 'carol' });
+    // Once its sandbox is up, a session is idle or busy, never still "starting".
+    await h.waitForEvent(id, (e) => e.type === 'session_status' && e.payload.status === 'running', WAIT);
+    expect((await getSession(h.db, id))?.activity).not.toBe('starting');
     expect(await toolOutput(id, 'toolu_fill')).toContain('filled');
     await until('hibernating', async () => (await h.service.status(id)).activity === 'hibernating', 60_000, 100);
     await h.service.terminate(id, 'user_requested');
