@@ -9,6 +9,7 @@ import type { Db } from '../store/db';
 import { getSession } from '../store/sessions';
 import type { SessionService } from './session-service';
 import { audit, requestAuditDetails } from './audit';
+import { announceAnswer } from './answers';
 
 /**
  * Client → server frames of the session socket: `{ type, payload }`.
@@ -148,6 +149,7 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
           details: { request_id: requestId, decision, via: 'websocket', ...asked },
         });
       }
+      if (r.accepted) await announceAnswer(ctx, sessionId, requestId, { kind: 'approval', decision, via: 'websocket' });
       ctx.reply('tool_approval_response_ack', { request_id: requestId, decision, accepted: r.accepted });
       return;
     }
@@ -165,6 +167,7 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
           details: { request_id: requestId, via: 'websocket', ...asked },
         });
       }
+      if (r.accepted) await announceAnswer(ctx, sessionId, requestId, { kind: 'question', via: 'websocket' });
       ctx.reply('ask_user_question_response_ack', { request_id: requestId, accepted: r.accepted });
       return;
     }

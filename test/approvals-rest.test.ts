@@ -72,6 +72,9 @@ describe('approvals and questions over REST', () => {
     expect(String((await toolResult(id, 'toolu_rest')).content)).toContain('approved-over-rest');
     const again = await api('POST', `/v1/sessions/${id}/approvals/toolu_rest`, alice, { decision: 'y' });
     expect(again.status).toBe(409);
+    // Watchers learn of the answer at once (the tool's result may come much later), and only once.
+    const answered = (await h.events(id)).filter((e) => e.type === 'system' && e.payload.subtype === 'request_answered');
+    expect(answered.map((e) => e.payload)).toEqual([{ subtype: 'request_answered', request_id: 'toolu_rest', kind: 'approval', decision: 'y', via: 'rest' }]);
 
     await h.waitForEnd(id);
     expect((await api('GET', `/v1/sessions/${id}/pending`, alice)).body).toEqual({ pending: null });

@@ -6,6 +6,7 @@ import { principalOf } from '../auth';
 import { badRequest, conflict } from '../errors';
 import { parseOr400 } from '../validation';
 import { audit, requestAuditDetails } from '../audit';
+import { announceAnswer } from '../answers';
 import { latestRequestEvent } from '../ws-replay';
 import { ownSession } from './sessions';
 
@@ -58,6 +59,7 @@ export function approvalRoutes(deps: GatewayDeps): Router {
       target: { type: 'session', id: s.id },
       details: { request_id: requestId, decision, via: 'rest', ...asked },
     });
+    await announceAnswer(deps, s.id, requestId, { kind: 'approval', decision, via: 'rest' });
     res.json({ request_id: requestId, decision, accepted: true });
   });
 
@@ -75,6 +77,7 @@ export function approvalRoutes(deps: GatewayDeps): Router {
       target: { type: 'session', id: s.id },
       details: { request_id: requestId, via: 'rest', ...asked },
     });
+    await announceAnswer(deps, s.id, requestId, { kind: 'question', via: 'rest' });
     res.json({ request_id: requestId, accepted: true });
   });
 
