@@ -1,13 +1,13 @@
 import path from 'node:path';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
 import { createWorkers } from '../worker/worker';
 import { startWorkerHttp } from '../worker/http';
-import { temporalMetricsOptions } from '../worker/telemetry';
+import { temporalMetricsOptions, TemporalLogger } from '../worker/telemetry';
 import { startGateway } from '../api/gateway';
 import { findTemporalCli } from '../infra/temporal-cli';
 import { startDevServer, type DevServer } from '../infra/temporal-dev-server';
@@ -28,7 +28,7 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/messages';
 async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'ai-sessions');
-  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: temporalMetricsOptions(config) });
+  Runtime.install({ logger: new TemporalLogger(), telemetryOptions: temporalMetricsOptions(config) });
   const secrets = loadSecrets(config, log);
 
   const docker = new Docker();

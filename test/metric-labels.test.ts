@@ -7,6 +7,8 @@ import { modelLabel, observeTool, toolLabel, toolSeconds } from '../lib/metrics'
 import { DEFAULT_PRICES, priceTable } from '../lib/pricing';
 import { bearerToken, tokenMatcher } from '../lib/token-match';
 import { check, readyzHandler, type CheckResult } from '../lib/health';
+import { DefaultLogger } from '@temporalio/worker';
+import { TemporalLogger } from '../worker/telemetry';
 
 /** Pure pieces of the operator endpoints: bounded metric labels, the token check, /readyz's two views. */
 
@@ -168,6 +170,21 @@ describe('/readyz', () => {
       await expect(pending).resolves.toMatchObject({ name: 'docker', ok: false, code: 'timeout', error: 'timed out' });
     } finally {
       jest.useRealTimers();
+    }
+  });
+});
+
+describe('TemporalLogger', () => {
+  it('drops only the by-design "No workflows registered" warning of activity-only workers', () => {
+    const passed = jest.spyOn(DefaultLogger.prototype, 'log').mockImplementation(() => undefined);
+    try {
+      const logger = new TemporalLogger();
+      logger.warn('No workflows registered, not polling for workflow tasks');
+      logger.warn('Activity failed');
+      logger.error('Worker crashed');
+      expect(passed.mock.calls.map((c) => c[1])).toEqual(['Activity failed', 'Worker crashed']);
+    } finally {
+      passed.mockRestore();
     }
   });
 });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import Docker from 'dockerode';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { openDb } from '../store/db';
@@ -8,7 +8,7 @@ import { ensureRunnerImage } from '../infra/runner-image';
 import { loadSecrets } from '../infra/secrets';
 import { createWorkers } from './worker';
 import { startWorkerHttp } from './http';
-import { temporalMetricsOptions } from './telemetry';
+import { temporalMetricsOptions, TemporalLogger } from './telemetry';
 import { ListenError } from '../lib/listen';
 
 /**
@@ -19,7 +19,7 @@ import { ListenError } from '../lib/listen';
 async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'worker');
-  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: temporalMetricsOptions(config) });
+  Runtime.install({ logger: new TemporalLogger(), telemetryOptions: temporalMetricsOptions(config) });
   const { keyring } = loadSecrets(config, log);
   if (!config.databaseUrl) log.warn('DATABASE_URL is unset: this worker uses PGlite in DATA_DIR, which no other process can share');
   const docker = new Docker();
