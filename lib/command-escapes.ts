@@ -86,11 +86,31 @@ export function isPlainSedScript(script: string): boolean {
   let i = 0;
   const skipBlank = () => { while (i < script.length && /[ \t]/.test(script[i]!)) i++; };
   /** Index just past the next unescaped `d` from `from`, or -1. */
-  const past = (from: number, d: string) => {
+  /**
+   * Index just past the next unescaped `d` from `from`, or -1. In a regex
+   * sed skips bracket expressions (`/[/]/` is one regex), so this does too;
+   * brackets holding a backslash or a class, and `\c` (which swallows the
+   * next character), are refused rather than guessed at: where this scan and
+   * sed's disagree on where a part ends, a command could hide.
+   */
+  const past = (from: number, d: string, regex: boolean) => {
     for (let j = from; j < script.length; j++) {
-      if (script[j] === '\\') j++;
-      else if (script[j] === '\n') return -1;
-      else if (script[j] === d) return j + 1;
+      const c = script[j];
+      if (c === '\\') {
+        if (script[j + 1] === 'c') return -1;
+        j++;
+      } else if (c === '\n') return -1;
+      else if (regex && c === '[') {
+        let k = j + 1;
+        if (script[k] === '^') k++;
+        if (script[k] === ']') k++;
+        while (k < script.length && script[k] !== ']') {
+          if (script[k] === '\\' || script[k] === '\n' || (script[k] === '[' && ':.='.includes(script[k + 1] ?? ''))) return -1;
+          k++;
+        }
+        if (k >= script.length) return -1;
+        j = k;
+      } else if (c === d) return j + 1;
     }
     return -1;
   };
@@ -102,7 +122,7 @@ export function isPlainSedScript(script: string): boolean {
     }
     if (script[i] === '$') { i++; return true; }
     if (script[i] === '/') {
-      const end = past(i + 1, '/');
+      const end = past(i + 1, '/', true);
       if (end < 0) return false;
       i = end;
       while (script[i] === 'I' || script[i] === 'M') i++;
@@ -123,9 +143,9 @@ export function isPlainSedScript(script: string): boolean {
     else if (c === 's') {
       const d = script[i + 1];
       if (d === undefined || d === '\\' || d === '\n' || /[A-Za-z0-9 ]/.test(d)) return false;
-      const mid = past(i + 2, d);
+      const mid = past(i + 2, d, true);
       if (mid < 0) return false;
-      const end = past(mid, d);
+      const end = past(mid, d, false);
       if (end < 0) return false;
       i = end;
       while (/[gpiImM0-9]/.test(script[i] ?? '')) i++;

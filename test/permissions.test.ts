@@ -478,6 +478,11 @@ describe('isPlainSedScript', () => {
     ['e id', false], ['1e id', false], ['s/a/b/e', false], ['s/a/b/w out', false], ['w out', false], ['r /etc/passwd', false],
     ['a text', false], ['i\\\ntext', false], [':x;bx', false], ['{p}', false], ['s a b ', false], ['sxaxbx', false], ['s/a/b', false],
     ['q5', false], ['y/ab/cd/', false], ['W out', false],
+    // sed reads a bracket expression in a regex as one piece, delimiter included: so does the scan.
+    ['/[/]/p', true], ['s/[/]/x/', true], ['s|[|]|x|g', true], ['s/[]/]/x/', true],
+    ['s/[/]/;/e;/x;/p/p', false], ['s/[/]/p;/e', false],
+    // What the scan cannot be sure it splits as sed does is refused.
+    ['s/[\\/]/x/', false], ['s/a\\c/b/', false], ['s/[[:alpha:]/]/x/', false], ['s/[/x/', false],
   ])('%j -> %s', (script, plain) => {
     expect(isPlainSedScript(script)).toBe(plain);
   });
