@@ -15,17 +15,21 @@
 const HARMLESS_ENV = /^(?:DEBUG|VERBOSE|CI|NO_COLOR|FORCE_COLOR|CLICOLOR|TERM|COLUMNS|LINES|TZ|LANG|LANGUAGE|LC_[A-Z]+)$/;
 
 /** Why the stage escapes its prefix rule, or undefined when it does not. */
-export function prefixEscape(argv: readonly string[], env: readonly string[]): string | undefined {
+export function prefixEscape(argv: readonly string[], env: readonly string[], viaXargs = false): string | undefined {
   const risky = env.find((name) => !HARMLESS_ENV.test(name));
   if (risky) return `the environment assignment ${risky}= can change what the command runs`;
   const [cmd, ...args] = argv;
   const base = (cmd ?? '').split('/').pop()!;
+  // xargs adds arguments from its input, which no check here can see.
+  if (viaXargs && CHECKED.has(base)) return `xargs gives ${base} arguments the rule cannot see`;
   if (base === 'find') return findEscape(args);
   if (base === 'sed') return sedEscape(args);
   if (['awk', 'gawk', 'mawk', 'nawk'].includes(base)) return awkEscape(args);
   if (['less', 'more', 'most'].includes(base)) return pagerEscape(args);
   return undefined;
 }
+
+const CHECKED = new Set(['find', 'sed', 'awk', 'gawk', 'mawk', 'nawk', 'less', 'more', 'most']);
 
 const FIND_ACTIONS = new Set(['-exec', '-execdir', '-ok', '-okdir', '-delete', '-fprint', '-fprint0', '-fprintf', '-fls']);
 
@@ -35,8 +39,9 @@ function findEscape(args: readonly string[]): string | undefined {
 }
 
 function pagerEscape(args: readonly string[]): string | undefined {
-  const bad = args.find((a) => a.startsWith('+') || a === '-k' || a.startsWith('--lesskey'));
-  return bad && `the pager option ${bad} can run commands`;
+  // +cmd runs a command; -k loads a lesskey file (which can set LESSOPEN); -o/-O write a log file.
+  const bad = args.find((a) => a.startsWith('+') || /^-[^-]*[koO]/.test(a) || /^--(?:lesskey|log-file)/i.test(a));
+  return bad && `the pager option ${bad} can run commands or write files`;
 }
 
 function awkEscape(args: readonly string[]): string | undefined {

@@ -240,18 +240,20 @@ function skipWrapper(words: string[], i: number): number {
 }
 
 /** The words from the command itself on, and the names of the environment assignments stripped before it. */
-function stripFront(argv: Word[]): { argv: Word[]; env: string[] } {
+function stripFront(argv: Word[]): { argv: Word[]; env: string[]; viaXargs: boolean } {
   const texts = argv.map((w) => w.text);
   const env: string[] = [];
+  let viaXargs = false;
   let i = 0;
   while (i < argv.length && !argv[i]!.dangerous) {
     if (ASSIGNMENT.test(argv[i]!.raw)) { env.push(argv[i]!.raw.replace(/\+?=[\s\S]*$/, '')); i++; continue; }
     if (KEYWORDS.has(argv[i]!.raw)) { i++; continue; }
     const next = skipWrapper(texts, i);
     if (next === i) break;
+    viaXargs ||= texts[i] === 'xargs';
     i = next;
   }
-  return { argv: argv.slice(i), env };
+  return { argv: argv.slice(i), env, viaXargs };
 }
 
 // A word holding blanks got them from quoting; re-quote it so it cannot pass for several words.
@@ -259,10 +261,10 @@ const render = (w: string) => (w === '' || /[ \t\n]/.test(w) ? `'${w.replace(/'/
 
 /** Redirections keep to their stage but move behind the arguments, so `>x rm -rf /` is judged as rm. */
 function finishStage(s: LexedStage): Stage {
-  const { argv, env } = stripFront(s.words.filter((w) => !w.redir));
+  const { argv, env, viaXargs } = stripFront(s.words.filter((w) => !w.redir));
   const head = argv[0]?.raw ?? '';
   const dangerous = s.dangerous || head.startsWith('{') || head.startsWith('}');
-  const escape = prefixEscape(argv.map((w) => w.text), env);
+  const escape = prefixEscape(argv.map((w) => w.text), env, viaXargs);
   return { argv, dangerous, escape, text: [...argv, ...s.words.filter((w) => w.redir)].map((w) => render(w.text)).join(' ') };
 }
 

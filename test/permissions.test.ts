@@ -462,6 +462,14 @@ describe('decide: the default read-only profile', () => {
     ['Bash', 'less -N f', 'allow'],
     ['Bash', "LESSOPEN='|id %s' less f", 'ask'],
     ['Bash', 'LC_ALL=C grep -c x f', 'allow'],
+    // xargs adds arguments from its input that the check cannot see.
+    ['Bash', 'echo "-exec id ;" | xargs find .', 'ask'],
+    ['Bash', 'cat args.txt | xargs sed', 'ask'],
+    ['Bash', 'cat names.txt | xargs cat', 'allow'],
+    ['Bash', 'less -k/tmp/keys f', 'ask'],
+    ['Bash', 'less -sk/tmp/keys f', 'ask'],
+    ['Bash', 'less -ofile f', 'ask'],
+    ['Bash', 'less --log-file=x f', 'ask'],
   ])('%s %j -> %s', (name, command, behavior) => {
     expect(decide(readOnly, { name, command }).behavior).toBe(behavior);
   });

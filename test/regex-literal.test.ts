@@ -43,6 +43,9 @@ describe('requiredLiteral', () => {
     ['a newline escape', 'abc\\ndef'],
     ['only classes and groups', '[a-z]+(x|y)\\d'],
     ['an empty pattern', ''],
+    ['a brace that is not a repetition, before an alternation', 'abc{x|defg'],
+    ['a brace that is not a repetition, closed later', 'abcd{x|qq}'],
+    ['quoted brackets inside a group', '(\\Q(\\E)|xy(\\Q)\\E)abcd'],
   ])('gives none for %s (%s)', (_what, pattern) => {
     expect(requiredLiteral(pattern)).toBeUndefined();
   });
@@ -70,7 +73,7 @@ describe('literalPrecheck', () => {
   // Patterns with traps: optional atoms, quantifiers, escapes, groups, classes, anchors, astral characters.
   const PATTERNS = [
     'payload\\.(ps1|vbs)\\b', 'powershell.*-enc', 'abc?def', 'ab*cd', 'ab+cd', 'a{0,2}bcd', 'x{2}yz', '^cmd\\.exe$',
-    '(?:foo|bar)baz', '[a-c]+\\.on', '[]a]bc', 'a\\d+bc', '😀?ab', 'ab😀?', 'lazy.*?ta', 'ab+?cd', 'ab\\.?cd',
+    '(?:foo|bar)baz', '[a-c]+\\.on', '[]a]bc', 'a\\d+bc', '😀?ab', 'ab😀?', 'lazy.*?ta', 'ab+?cd', 'ab\\.?cd', 'abc{x|defg', 'abcd{x|qq}', 'ab{2}cd', 'x{2,3}yz',
     '\\\\tmp\\\\x', 'a(b)?cd', 'ab[cd]?ef', 'ab{1,}cd', 'q?wert', 'foo\\b.bar', 'zz(?P<n>y)?zz', 'ab$|cd',
   ];
   const ALPHABET = ['a', 'b', 'c', 'd', 'e', 'f', 'A', 'B', 'C', 'D', '.', '\\', 'x', 'y', 'z', 'Z', 'w', 'r', 't', 'q', '-', ' ', '😀', 'ſ', '\u212A', 'powerſhell',

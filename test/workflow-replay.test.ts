@@ -18,7 +18,7 @@ const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.binpb')).sort();
 
 describe('replay of recorded workflow histories', () => {
   it('has recorded histories to replay', () => {
-    expect(files.length).toBeGreaterThanOrEqual(5);
+    expect(files.length).toBeGreaterThanOrEqual(6);
   });
 
   it.each(files)('%s replays on the current workflow code', async (file) => {

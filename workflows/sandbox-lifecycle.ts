@@ -94,13 +94,17 @@ export async function hibernate(run: SessionRun): Promise<void> {
   run.hibernating = true;
   run.activity = 'hibernating';
   run.stopWatching = true;
-  run.work = new CancellationScope();
+  // Runs recorded before hibernation could be cut short waited for it to finish: replaying them must too.
+  const cancellable = patched('hibernation-cancellable');
+  const scope = cancellable ? new CancellationScope() : undefined;
+  run.work = scope;
   try {
-    const done = await run.work.run(async () => {
+    const steps = async () => {
       // The watcher's last call lands first: against a removed container it would report the sandbox gone.
-      await condition(() => !run.watcherRunning || run.ended);
+      await condition(() => !run.watcherRunning || (cancellable && run.ended));
       if (run.end) return undefined;
-      const { bytes } = await run.archiveOn(box.hostId).archiveSandbox({ sessionId, containerId: box.containerId });
+      const archiving = cancellable ? run.archiveOn(box.hostId) : run.onSandbox(box.hostId);
+      const { bytes } = await archiving.archiveSandbox({ sessionId, containerId: box.containerId });
       const { billedThrough } = await run.cleanupOn(sandboxTaskQueue(run.input.taskQueue, box.hostId), 10 * 60_000).cleanupSandbox({
         sessionId,
         createdAt: billingStart(box),
@@ -108,16 +112,18 @@ export async function hibernate(run: SessionRun): Promise<void> {
         billedThrough: s.billedThrough,
       });
       return { bytes, billedThrough };
-    });
+    };
+    const done = scope ? await scope.run(steps) : await steps();
     if (!done) return;
     s.billedThrough = done.billedThrough;
     s.sandbox = undefined;
     s.dormant = true;
     s.restorePending = true;
-    await CancellationScope.nonCancellable(() => run.acts.markDormant({ sessionId, bytes: done.bytes }));
+    const mark = () => run.acts.markDormant({ sessionId, bytes: done.bytes });
+    await (cancellable ? CancellationScope.nonCancellable(mark) : mark());
     run.activity = 'dormant';
   } catch (err) {
-    if (run.end) return;
+    if (cancellable && run.end) return;
     if (isCancellation(err)) throw err;
     // Not archived, or not removed: the sandbox stays (its watcher ends the session if it is gone) and the next idle period tries again.
     run.activity = 'idle';

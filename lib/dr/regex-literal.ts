@@ -10,7 +10,8 @@
  */
 export function requiredLiteral(pattern: string): string | undefined {
   // Inline flags may turn on case folding or free spacing part-way; POSIX classes nest brackets.
-  if (/\(\?[a-zA-Z-]/.test(pattern.replace(/\(\?(P?<|:)/g, '')) || pattern.includes('[:')) return undefined;
+  // \Q…\E quotes brackets the group scan would count.
+  if (/\(\?[a-zA-Z-]/.test(pattern.replace(/\(\?(P?<|:)/g, '')) || pattern.includes('[:') || pattern.includes('\\Q')) return undefined;
   // By code point: an optional astral character must leave the run whole, not half a surrogate pair.
   const chars = Array.from(pattern);
   let best: string[] = [];
@@ -46,6 +47,8 @@ export function requiredLiteral(pattern: string): string | undefined {
       continue;
     }
     if (c === '|' || c === ')') return undefined;
+    // A { that is not a repetition ({n}, {n,}, {n,m}) is a plain character to RE2: give up rather than guess.
+    if (c === '{' && !/^\{\d+(?:,\d*)?\}/.test(chars.slice(i, i + 24).join(''))) return undefined;
     if (c === '?' || c === '*' || c === '{') {
       // The atom before may be absent: it leaves the run (a group or class before it already ended it).
       run.pop();
