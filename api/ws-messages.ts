@@ -8,8 +8,7 @@ import type { Logger } from '../lib/log';
 import type { Db } from '../store/db';
 import { getSession } from '../store/sessions';
 import type { SessionService } from './session-service';
-import { audit, requestAuditDetails } from './audit';
-import { announceAnswer } from './answers';
+import { answerQuestion, approveTool } from './answers';
 
 /**
  * Client → server frames of the session socket: `{ type, payload }`.
@@ -139,35 +138,14 @@ async function dispatch(ctx: ClientContext, type: string, payload: Record<string
       if (typeof decision !== 'string' || !(DECISIONS as readonly string[]).includes(decision)) {
         throw new InvalidMessage(`${type}: payload.decision must be one of y, n, session`);
       }
-      const asked = await requestAuditDetails(ctx.db, sessionId, requestId);
-      const r = await service.approve(sessionId, requestId, decision as (typeof DECISIONS)[number]);
-      if (r.accepted && ctx.userId) {
-        await audit(ctx, {
-          actor: { type: 'user', id: ctx.userId },
-          action: decision === 'n' ? 'session.deny_tool' : 'session.approve_tool',
-          target: { type: 'session', id: sessionId },
-          details: { request_id: requestId, decision, via: 'websocket', ...asked },
-        });
-      }
-      if (r.accepted) await announceAnswer(ctx, sessionId, requestId, { kind: 'approval', decision, via: 'websocket' });
+      const r = await approveTool(ctx, { userId: ctx.userId, sessionId, requestId, decision: decision as (typeof DECISIONS)[number], via: 'websocket' });
       ctx.reply('tool_approval_response_ack', { request_id: requestId, decision, accepted: r.accepted });
       return;
     }
     case 'ask_user_question_response': {
       const requestId = requiredString(payload, 'request_id', type);
       const answer = requiredString(payload, 'answer', type);
-      const asked = await requestAuditDetails(ctx.db, sessionId, requestId);
-      const r = await service.answer(sessionId, requestId, answer);
-      // The answer's text stays out of the trail: it may hold anything.
-      if (r.accepted && ctx.userId) {
-        await audit(ctx, {
-          actor: { type: 'user', id: ctx.userId },
-          action: 'session.answer_question',
-          target: { type: 'session', id: sessionId },
-          details: { request_id: requestId, via: 'websocket', ...asked },
-        });
-      }
-      if (r.accepted) await announceAnswer(ctx, sessionId, requestId, { kind: 'question', via: 'websocket' });
+      const r = await answerQuestion(ctx, { userId: ctx.userId, sessionId, requestId, answer, via: 'websocket' });
       ctx.reply('ask_user_question_response_ack', { request_id: requestId, accepted: r.accepted });
       return;
     }

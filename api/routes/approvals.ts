@@ -5,8 +5,7 @@ import type { GatewayDeps } from '../deps';
 import { principalOf } from '../auth';
 import { badRequest, conflict } from '../errors';
 import { parseOr400 } from '../validation';
-import { audit, requestAuditDetails } from '../audit';
-import { announceAnswer } from '../answers';
+import { answerQuestion, approveTool } from '../answers';
 import { latestRequestEvent } from '../ws-replay';
 import { ownSession } from './sessions';
 
@@ -51,15 +50,7 @@ export function approvalRoutes(deps: GatewayDeps): Router {
     const s = await ownSession(deps, me.userId, req.params.sessionId);
     const requestId = checkedRequestId(req.params.requestId);
     const { decision } = parseOr400(ApprovalBody, req.body ?? {});
-    const asked = await requestAuditDetails(deps.db, s.id, requestId);
-    await refusedAsConflict(s.status, () => deps.service.approve(s.id, requestId, decision));
-    await audit(deps, {
-      actor: { type: 'user', id: me.userId },
-      action: decision === 'n' ? 'session.deny_tool' : 'session.approve_tool',
-      target: { type: 'session', id: s.id },
-      details: { request_id: requestId, decision, via: 'rest', ...asked },
-    });
-    await announceAnswer(deps, s.id, requestId, { kind: 'approval', decision, via: 'rest' });
+    await refusedAsConflict(s.status, () => approveTool(deps, { userId: me.userId, sessionId: s.id, requestId, decision, via: 'rest' }));
     res.json({ request_id: requestId, decision, accepted: true });
   });
 
@@ -68,16 +59,7 @@ export function approvalRoutes(deps: GatewayDeps): Router {
     const s = await ownSession(deps, me.userId, req.params.sessionId);
     const requestId = checkedRequestId(req.params.requestId);
     const { answer } = parseOr400(AnswerBody, req.body ?? {});
-    const asked = await requestAuditDetails(deps.db, s.id, requestId);
-    await refusedAsConflict(s.status, () => deps.service.answer(s.id, requestId, answer));
-    // The answer's text stays out of the trail: it may hold anything.
-    await audit(deps, {
-      actor: { type: 'user', id: me.userId },
-      action: 'session.answer_question',
-      target: { type: 'session', id: s.id },
-      details: { request_id: requestId, via: 'rest', ...asked },
-    });
-    await announceAnswer(deps, s.id, requestId, { kind: 'question', via: 'rest' });
+    await refusedAsConflict(s.status, () => answerQuestion(deps, { userId: me.userId, sessionId: s.id, requestId, answer, via: 'rest' }));
     res.json({ request_id: requestId, accepted: true });
   });
 
